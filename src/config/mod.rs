@@ -1,0 +1,138 @@
+//! The validated configuration every other module reads.
+//!
+//! `raw` holds the serde structs that mirror the YAML (unknown keys rejected);
+//! `load` turns them into these typed values: durations and sizes parsed,
+//! paths made absolute against the configuration file's directory, regexes
+//! compiled once, every problem collected with its line and column.
+
+mod load;
+mod raw;
+pub mod units;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use regex::Regex;
+
+pub use load::{builtin_defaults, load_file, load_str, ConfigError, ConfigErrors};
+
+/// Where a listener binds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+/// Where a log goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogTarget {
+    /// `-`: stdout for the access log, stderr for the error log.
+    Std,
+    File(PathBuf),
+    Off,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_request_body: u64,
+    pub max_header_bytes: usize,
+    pub max_uri_bytes: usize,
+    pub header_read_timeout: Duration,
+    pub keepalive_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub listen: Vec<SocketAddr>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub self_signed: bool,
+    pub redirect_http: bool,
+}
+
+/// One `cgi:` route.
+#[derive(Debug, Clone)]
+pub struct CgiRoute {
+    /// URL prefix, always ending in `/`.
+    pub prefix: String,
+    /// Absolute, canonical directory holding the programs.
+    pub dir: PathBuf,
+    /// Extension with its dot (`.py`) -> command and arguments (`["python3"]`).
+    pub interpreters: Vec<(String, Vec<String>)>,
+    pub timeout: Duration,
+    pub max_processes: usize,
+    pub env: Vec<(String, String)>,
+    pub pass_env: Vec<String>,
+    pub pass_authorization: bool,
+}
+
+/// How a FastCGI route is chosen.
+#[derive(Debug, Clone)]
+pub enum RouteMatch {
+    /// A mounted responder: SCRIPT_NAME is the prefix without its trailing `/`.
+    Prefix(String),
+    /// A regex on the decoded path (php-fpm style).
+    Regex(Regex),
+}
+
+/// A FastCGI backend address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum BackendAddr {
+    /// `host:port`, resolved when connecting.
+    Tcp(String),
+    Unix(PathBuf),
+}
+
+/// A managed backend that gatehouse starts and supervises.
+#[derive(Debug, Clone)]
+pub struct SpawnConfig {
+    /// Program and arguments; relative paths in arguments are left as written,
+    /// the working directory is the configuration file's directory.
+    pub command: Vec<String>,
+    pub processes: usize,
+    pub working_dir: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub enum FastCgiTarget {
+    Backends(Vec<BackendAddr>),
+    Spawn(SpawnConfig),
+}
+
+/// One `fastcgi:` route.
+#[derive(Debug, Clone)]
+pub struct FastCgiRoute {
+    pub matcher: RouteMatch,
+    pub target: FastCgiTarget,
+    /// Absolute; SCRIPT_FILENAME = root + SCRIPT_NAME.
+    pub root: Option<PathBuf>,
+    pub index: Option<String>,
+    pub split_path_info: Option<Regex>,
+    pub params: Vec<(String, String)>,
+    pub pass_authorization: bool,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub keepalive: usize,
+    pub max_conns: Option<usize>,
+}
+
+/// The whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: Vec<ListenAddr>,
+    pub server_name: String,
+    /// Absolute, canonical; `None` disables static serving.
+    pub document_root: Option<PathBuf>,
+    pub index: Vec<String>,
+    pub serve_dotfiles: bool,
+    pub directory_listing: bool,
+    pub access_log: LogTarget,
+    pub error_log: LogTarget,
+    pub log_level: String,
+    pub shutdown_grace: Duration,
+    pub limits: Limits,
+    pub tls: Option<TlsConfig>,
+    pub cgi: Vec<CgiRoute>,
+    pub fastcgi: Vec<FastCgiRoute>,
+}

@@ -1,0 +1,1 @@
+//! serde structs that mirror the YAML exactly (`deny_unknown_fields`).

@@ -1,0 +1,22 @@
+//! gatehouse: an HTTP server that serves static files, runs CGI programs
+//! (RFC 3875) and forwards to FastCGI responders.
+//!
+//! Data flows one way: [`server`] (listeners, accept, drain) -> [`service`]
+//! (one request: id, limits, access log) -> [`router`] (a pure decision) ->
+//! a handler ([`static_files`], [`cgi`], [`fastcgi`]) -> a streaming [`body`].
+
+pub mod body;
+pub mod cgi;
+pub mod cli;
+pub mod config;
+pub mod context;
+pub mod error;
+pub mod fastcgi;
+pub mod gateway;
+pub mod log;
+pub mod paths;
+pub mod reply;
+pub mod router;
+pub mod server;
+pub mod service;
+pub mod static_files;
