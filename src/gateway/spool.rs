@@ -1,0 +1,1 @@
+//! Spooling a request body without a length (memory, then a temp file).
