@@ -345,3 +345,14 @@ fn error_pages_are_small_html_without_paths() {
     assert!(body.contains("404 Not Found"));
     assert!(!body.contains("htdocs") && !body.contains("/tmp"), "{body}");
 }
+
+#[test]
+fn content_length_with_transfer_encoding_is_400_and_closed() {
+    let srv = start("");
+    let reply = raw(
+        srv.addr(),
+        b"POST /a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    assert_eq!(status_of(&reply), 400, "{reply}");
+    assert_eq!(reply.matches("HTTP/1.1 ").count(), 1, "no smuggled second response: {reply}");
+}
