@@ -5,9 +5,12 @@
 //! paths made absolute against the configuration file's directory, regexes
 //! compiled once, every problem collected with its line and column.
 
+mod addr;
 mod load;
 mod raw;
+mod routes;
 pub mod units;
+mod validate;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
