@@ -128,7 +128,11 @@ pub fn load_str(text: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
         ))]));
     }
     let raw = parse(text).map_err(|e| fail(vec![e]))?;
-    Validator::new(&absolute(base_dir)).config(raw).map_err(fail)
+    Validator::new(&absolute(base_dir)).config(raw).map_err(|mut errors| {
+        // In file order; problems without a place (defaults) first.
+        errors.sort_by_key(|e| (e.line, e.column));
+        fail(errors)
+    })
 }
 
 /// The built-in configuration used when no file is given and

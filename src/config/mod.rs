@@ -9,6 +9,8 @@ mod addr;
 mod load;
 mod raw;
 mod routes;
+#[cfg(test)]
+mod tests;
 pub mod units;
 mod validate;
 

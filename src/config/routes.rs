@@ -145,12 +145,13 @@ impl Validator {
     pub(super) fn fastcgi_routes(
         &mut self,
         routes: &[Spanned<RawFastCgi>],
-        document_root: &Option<PathBuf>,
+        document_root: Option<&PathBuf>,
+        static_off: bool,
     ) -> Vec<FastCgiRoute> {
         let mut out: Vec<FastCgiRoute> = Vec::new();
         for (i, route) in routes.iter().enumerate() {
             let key = format!("fastcgi[{i}]");
-            if let Some(route) = self.fastcgi_route(&key, route, document_root) {
+            if let Some(route) = self.fastcgi_route(&key, route, document_root, static_off) {
                 if let RouteMatch::Prefix(prefix) = &route.matcher {
                     let taken = out
                         .iter()
@@ -170,7 +171,8 @@ impl Validator {
         &mut self,
         key: &str,
         raw: &Spanned<RawFastCgi>,
-        document_root: &Option<PathBuf>,
+        document_root: Option<&PathBuf>,
+        static_off: bool,
     ) -> Option<FastCgiRoute> {
         let errors_before = self.errors.len();
         let route = &raw.value;
@@ -207,10 +209,11 @@ impl Validator {
         let root = match &route.root {
             Some(root) => self.existing_dir(&format!("{key}.root"), root),
             None if route.matches.is_some() => {
-                if document_root.is_none() {
+                // A document_root that failed validation is reported already.
+                if static_off {
                     self.error(place(raw), format!("{key}: a `match` route needs `root` when document_root is null"));
                 }
-                document_root.clone()
+                document_root.cloned()
             }
             None => None,
         };

@@ -54,7 +54,12 @@ impl Validator {
             Some(None) => Vec::new(),
             Some(Some(routes)) => self.cgi_routes(&routes),
         };
-        let fastcgi = self.fastcgi_routes(raw.fastcgi.as_deref().unwrap_or_default(), &document_root);
+        let static_off = matches!(raw.document_root, Some(None));
+        let fastcgi = self.fastcgi_routes(
+            raw.fastcgi.as_deref().unwrap_or_default(),
+            document_root.as_ref(),
+            static_off,
+        );
         let config = Config {
             listen,
             server_name: self.server_name(raw.server_name.as_ref()),
