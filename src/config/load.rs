@@ -110,7 +110,10 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
     let base = std::fs::canonicalize(parent).map_err(|e| {
         ConfigErrors::one(
             Some(path),
-            ConfigError::new(format!("cannot resolve the directory {}: {e}", parent.display())),
+            ConfigError::new(format!(
+                "cannot resolve the directory {}: {e}",
+                parent.display()
+            )),
         )
     })?;
     load_str(&text, &base).map_err(|mut errors| {
@@ -128,11 +131,13 @@ pub fn load_str(text: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
         ))]));
     }
     let raw = parse(text).map_err(|e| fail(vec![e]))?;
-    Validator::new(&absolute(base_dir)).config(raw).map_err(|mut errors| {
-        // In file order; problems without a place (defaults) first.
-        errors.sort_by_key(|e| (e.line, e.column));
-        fail(errors)
-    })
+    Validator::new(&absolute(base_dir))
+        .config(raw)
+        .map_err(|mut errors| {
+            // In file order; problems without a place (defaults) first.
+            errors.sort_by_key(|e| (e.line, e.column));
+            fail(errors)
+        })
 }
 
 /// The built-in configuration used when no file is given and
@@ -185,12 +190,22 @@ fn yaml_message(err: &serde_saphyr::Error) -> String {
     }
     let formatter = UserMessageFormatter.with_localizer(&NoPlace);
     let formatter: &dyn MessageFormatter = &formatter;
-    err.without_snippet().render_with_formatter(formatter)
+    let message = err.without_snippet().render_with_formatter(formatter);
+    // Parser vocabulary in the words of the configuration.
+    let plain = match message.as_str() {
+        "expected sequence start" => "expected a list, like [a, b]",
+        "expected mapping start" => "expected a mapping of `key: value` entries",
+        "expected string scalar" => "expected a string",
+        "invalid u64" => "expected a whole number, 0 or more",
+        _ => return message,
+    };
+    plain.to_owned()
 }
 
 /// Read at most [`MAX_CONFIG_BYTES`] + 1 bytes, so `--config /dev/zero` fails instead of hanging.
 fn read_limited(path: &Path) -> Result<String, ConfigError> {
-    let file = std::fs::File::open(path).map_err(|e| ConfigError::new(format!("cannot read: {e}")))?;
+    let file =
+        std::fs::File::open(path).map_err(|e| ConfigError::new(format!("cannot read: {e}")))?;
     let mut bytes = Vec::new();
     file.take(MAX_CONFIG_BYTES as u64 + 1)
         .read_to_end(&mut bytes)

@@ -12,7 +12,8 @@ use super::validate::{place, Validator};
 use super::{BackendAddr, CgiRoute, FastCgiRoute, FastCgiTarget, RouteMatch, SpawnConfig};
 
 /// Interpreters used when a route has no `interpreters` key.
-const DEFAULT_INTERPRETERS: [(&str, &str); 3] = [(".py", "python3"), (".pl", "perl"), (".sh", "sh")];
+const DEFAULT_INTERPRETERS: [(&str, &str); 3] =
+    [(".py", "python3"), (".pl", "perl"), (".sh", "sh")];
 const DEFAULT_PASS_ENV: [&str; 3] = ["PATH", "LANG", "TZ"];
 
 impl Validator {
@@ -31,7 +32,13 @@ impl Validator {
             if let Some(route) = self.cgi_route(&key, route) {
                 if out.iter().any(|r| r.prefix == route.prefix) {
                     let at = routes[i].value.prefix.as_ref().map(|p| p.referenced);
-                    self.error(at, format!("{key}.prefix: `{}` is already used by another cgi route", route.prefix));
+                    self.error(
+                        at,
+                        format!(
+                            "{key}.prefix: `{}` is already used by another cgi route",
+                            route.prefix
+                        ),
+                    );
                 }
                 out.push(route);
             }
@@ -46,7 +53,10 @@ impl Validator {
         let dir = match &route.dir {
             Some(dir) => self.existing_dir(&format!("{key}.dir"), dir),
             None => {
-                self.error(place(raw), format!("{key}: `dir` is missing (the directory holding the programs)"));
+                self.error(
+                    place(raw),
+                    format!("{key}: `dir` is missing (the directory holding the programs)"),
+                );
                 None
             }
         };
@@ -70,9 +80,17 @@ impl Validator {
                 names.iter().map(|n| n.value.clone()).collect()
             }
         };
-        let timeout = self.duration(&format!("{key}.timeout"), route.timeout.as_ref(), 60_000, false);
-        let max_processes =
-            self.at_least_one(&format!("{key}.max_processes"), route.max_processes.as_ref(), 64);
+        let timeout = self.duration(
+            &format!("{key}.timeout"),
+            route.timeout.as_ref(),
+            60_000,
+            false,
+        );
+        let max_processes = self.at_least_one(
+            &format!("{key}.max_processes"),
+            route.max_processes.as_ref(),
+            64,
+        );
         let route = CgiRoute {
             prefix: prefix?,
             dir: dir?,
@@ -116,21 +134,39 @@ impl Validator {
     }
 
     /// `env:` and `params:` maps: names checked, order kept.
-    fn variables(&mut self, key: &str, map: &Pairs<Spanned<String>, String>) -> Vec<(String, String)> {
+    fn variables(
+        &mut self,
+        key: &str,
+        map: &Pairs<Spanned<String>, String>,
+    ) -> Vec<(String, String)> {
         for (name, value) in &map.0 {
             if let Err(message) = addr::env_name(&name.value) {
                 self.error(place(name), format!("{key}: {message}"));
             } else if value.contains('\0') {
-                self.error(place(name), format!("{key}.{}: the value contains a NUL byte", name.value));
+                self.error(
+                    place(name),
+                    format!("{key}.{}: the value contains a NUL byte", name.value),
+                );
             }
         }
-        map.0.iter().map(|(n, v)| (n.value.clone(), v.clone())).collect()
+        map.0
+            .iter()
+            .map(|(n, v)| (n.value.clone(), v.clone()))
+            .collect()
     }
 
     /// A route's `prefix`: required (for cgi), normalised to `/.../`.
-    fn prefix<T>(&mut self, key: &str, raw: Option<&Spanned<String>>, route: &Spanned<T>) -> Option<String> {
+    fn prefix<T>(
+        &mut self,
+        key: &str,
+        raw: Option<&Spanned<String>>,
+        route: &Spanned<T>,
+    ) -> Option<String> {
         let Some(prefix) = raw else {
-            self.error(place(route), format!("{key}: `prefix` is missing (a URL path like /cgi-bin/)"));
+            self.error(
+                place(route),
+                format!("{key}: `prefix` is missing (a URL path like /cgi-bin/)"),
+            );
             return None;
         };
         match addr::normalise_prefix(&prefix.value) {
@@ -158,7 +194,12 @@ impl Validator {
                         .any(|r| matches!(&r.matcher, RouteMatch::Prefix(p) if p == prefix));
                     if taken {
                         let at = routes[i].value.prefix.as_ref().map(|p| p.referenced);
-                        self.error(at, format!("{key}.prefix: `{prefix}` is already used by another fastcgi route"));
+                        self.error(
+                            at,
+                            format!(
+                                "{key}.prefix: `{prefix}` is already used by another fastcgi route"
+                            ),
+                        );
                     }
                 }
                 out.push(route);
@@ -177,16 +218,25 @@ impl Validator {
         let errors_before = self.errors.len();
         let route = &raw.value;
         let matcher = match (&route.prefix, &route.matches) {
-            (Some(_), None) => self.prefix(key, route.prefix.as_ref(), raw).map(RouteMatch::Prefix),
-            (None, Some(pattern)) => self.regex(&format!("{key}.match"), pattern).map(RouteMatch::Regex),
+            (Some(_), None) => self
+                .prefix(key, route.prefix.as_ref(), raw)
+                .map(RouteMatch::Prefix),
+            (None, Some(pattern)) => self
+                .regex(&format!("{key}.match"), pattern)
+                .map(RouteMatch::Regex),
             (Some(_), Some(_)) => {
-                self.error(place(raw), format!("{key}: give `prefix` or `match`, not both"));
+                self.error(
+                    place(raw),
+                    format!("{key}: give `prefix` or `match`, not both"),
+                );
                 None
             }
             (None, None) => {
                 self.error(
                     place(raw),
-                    format!("{key}: give `prefix` (like /app/) or `match` (a regex like '\\.php(/|$)')"),
+                    format!(
+                        "{key}: give `prefix` (like /app/) or `match` (a regex like '\\.php(/|$)')"
+                    ),
                 );
                 None
             }
@@ -195,7 +245,10 @@ impl Validator {
             (Some(backends), None) => self.backends(key, backends).map(FastCgiTarget::Backends),
             (None, Some(spawn)) => self.spawn(key, spawn).map(FastCgiTarget::Spawn),
             (Some(_), Some(_)) => {
-                self.error(place(raw), format!("{key}: give `backends` or `spawn`, not both"));
+                self.error(
+                    place(raw),
+                    format!("{key}: give `backends` or `spawn`, not both"),
+                );
                 None
             }
             (None, None) => {
@@ -211,7 +264,10 @@ impl Validator {
             None if route.matches.is_some() => {
                 // A document_root that failed validation is reported already.
                 if static_off {
-                    self.error(place(raw), format!("{key}: a `match` route needs `root` when document_root is null"));
+                    self.error(
+                        place(raw),
+                        format!("{key}: a `match` route needs `root` when document_root is null"),
+                    );
                 }
                 document_root.cloned()
             }
@@ -235,10 +291,18 @@ impl Validator {
             .max_conns
             .as_ref()
             .map(|n| self.at_least_one(&format!("{key}.max_conns"), Some(n), 1));
-        let connect_timeout =
-            self.duration(&format!("{key}.connect_timeout"), route.connect_timeout.as_ref(), 5_000, false);
-        let read_timeout =
-            self.duration(&format!("{key}.read_timeout"), route.read_timeout.as_ref(), 60_000, false);
+        let connect_timeout = self.duration(
+            &format!("{key}.connect_timeout"),
+            route.connect_timeout.as_ref(),
+            5_000,
+            false,
+        );
+        let read_timeout = self.duration(
+            &format!("{key}.read_timeout"),
+            route.read_timeout.as_ref(),
+            60_000,
+            false,
+        );
         let route = FastCgiRoute {
             matcher: matcher?,
             target: target?,
@@ -249,7 +313,9 @@ impl Validator {
             pass_authorization: route.pass_authorization.unwrap_or(true),
             connect_timeout,
             read_timeout,
-            keepalive: route.keepalive.map_or(16, |k| usize::try_from(k).unwrap_or(usize::MAX)),
+            keepalive: route
+                .keepalive
+                .map_or(16, |k| usize::try_from(k).unwrap_or(usize::MAX)),
             max_conns,
         };
         (self.errors.len() == errors_before).then_some(route)
@@ -261,7 +327,11 @@ impl Validator {
             Err(e) => {
                 self.error(
                     place(pattern),
-                    format!("{key}: invalid regex `{}`: {}", pattern.value, addr::regex_error_text(&e)),
+                    format!(
+                        "{key}: invalid regex `{}`: {}",
+                        pattern.value,
+                        addr::regex_error_text(&e)
+                    ),
                 );
                 None
             }
@@ -280,9 +350,16 @@ impl Validator {
         Some(re)
     }
 
-    fn backends(&mut self, key: &str, list: &Spanned<Vec<Spanned<String>>>) -> Option<Vec<BackendAddr>> {
+    fn backends(
+        &mut self,
+        key: &str,
+        list: &Spanned<Vec<Spanned<String>>>,
+    ) -> Option<Vec<BackendAddr>> {
         if list.value.is_empty() {
-            self.error(place(list), format!("{key}.backends: give at least one address, like 127.0.0.1:9000"));
+            self.error(
+                place(list),
+                format!("{key}.backends: give at least one address, like 127.0.0.1:9000"),
+            );
             return None;
         }
         let mut out = Vec::new();
@@ -301,14 +378,24 @@ impl Validator {
         let command = match &raw.value.command {
             Some(command) if !command.value.is_empty() => {
                 let words: Vec<String> = command.value.iter().map(|w| w.value.clone()).collect();
-                if let Some(bad) = command.value.iter().find(|w| w.value.is_empty() || w.value.contains('\0')) {
-                    self.error(place(bad), format!("{key}.spawn.command: an empty or NUL-containing argument"));
+                if let Some(bad) = command
+                    .value
+                    .iter()
+                    .find(|w| w.value.is_empty() || w.value.contains('\0'))
+                {
+                    self.error(
+                        place(bad),
+                        format!("{key}.spawn.command: an empty or NUL-containing argument"),
+                    );
                     return None;
                 }
                 words
             }
             Some(command) => {
-                self.error(place(command), format!("{key}.spawn.command: the command is empty"));
+                self.error(
+                    place(command),
+                    format!("{key}.spawn.command: the command is empty"),
+                );
                 return None;
             }
             None => {
@@ -319,7 +406,11 @@ impl Validator {
                 return None;
             }
         };
-        let processes = self.at_least_one(&format!("{key}.spawn.processes"), raw.value.processes.as_ref(), 1);
+        let processes = self.at_least_one(
+            &format!("{key}.spawn.processes"),
+            raw.value.processes.as_ref(),
+            1,
+        );
         Some(SpawnConfig {
             command,
             processes,

@@ -41,7 +41,11 @@ fn assert_error(errs: &ConfigErrors, line: u64, column: u64, needles: &[&str]) {
         panic!("no error at {line}:{column}; got:\n{errs}");
     };
     for needle in needles {
-        assert!(error.message.contains(needle), "`{needle}` not in: {}", error.message);
+        assert!(
+            error.message.contains(needle),
+            "`{needle}` not in: {}",
+            error.message
+        );
     }
 }
 
@@ -56,7 +60,10 @@ fn empty_document_means_all_defaults() {
     let tmp = site();
     for yaml in ["", "# nothing here\n", "~\n", "---\n"] {
         let c = load(&tmp, yaml);
-        assert_eq!(c.listen, vec![ListenAddr::Tcp("127.0.0.1:8080".parse().unwrap())]);
+        assert_eq!(
+            c.listen,
+            vec![ListenAddr::Tcp("127.0.0.1:8080".parse().unwrap())]
+        );
         assert_eq!(c.server_name, "localhost");
         assert_eq!(c.document_root, Some(base(&tmp).join("htdocs")));
         assert_eq!(c.index, vec!["index.html"]);
@@ -111,8 +118,15 @@ fn missing_default_document_root_is_an_error_without_location() {
     assert_eq!(errs.errors.len(), 1);
     let e = &errs.errors[0];
     assert_eq!((e.line, e.column), (None, None));
-    assert!(e.message.contains("document_root") && e.message.contains("does not exist"), "{}", e.message);
-    assert!(errs.to_string().starts_with("<config>: document_root"), "{errs}");
+    assert!(
+        e.message.contains("document_root") && e.message.contains("does not exist"),
+        "{}",
+        e.message
+    );
+    assert!(
+        errs.to_string().starts_with("<config>: document_root"),
+        "{errs}"
+    );
     // `null` disables static files and needs no directory.
     assert_eq!(load(&tmp, "document_root: null\n").document_root, None);
 }
@@ -218,7 +232,10 @@ fn every_key_is_parsed() {
     assert_eq!(
         cgi[0].interpreters,
         vec![
-            (".py".to_owned(), vec!["python3".to_owned(), "-u".to_owned()]),
+            (
+                ".py".to_owned(),
+                vec!["python3".to_owned(), "-u".to_owned()]
+            ),
             (".rb".to_owned(), vec!["ruby".to_owned(), "-w".to_owned()]),
         ]
     );
@@ -226,7 +243,10 @@ fn every_key_is_parsed() {
     assert_eq!(cgi[0].max_processes, 3);
     assert_eq!(
         cgi[0].env,
-        vec![("APP_MODE".to_owned(), "test".to_owned()), ("ZONE".to_owned(), "1".to_owned())]
+        vec![
+            ("APP_MODE".to_owned(), "test".to_owned()),
+            ("ZONE".to_owned(), "1".to_owned())
+        ]
     );
     assert_eq!(cgi[0].pass_env, vec!["PATH", "HOME"]);
     assert!(cgi[0].pass_authorization);
@@ -234,7 +254,9 @@ fn every_key_is_parsed() {
     let f = &c.fastcgi[..];
     assert_eq!(f.len(), 3);
     assert!(matches!(&f[0].matcher, RouteMatch::Prefix(p) if p == "/app/"));
-    assert!(matches!(&f[0].target, FastCgiTarget::Backends(b) if b == &[BackendAddr::Tcp("127.0.0.1:9001".into())]));
+    assert!(
+        matches!(&f[0].target, FastCgiTarget::Backends(b) if b == &[BackendAddr::Tcp("127.0.0.1:9001".into())])
+    );
     assert_eq!(f[0].root, None);
     assert!(f[0].pass_authorization, "true by default for FastCGI");
     assert_eq!(f[0].connect_timeout, Duration::from_secs(5));
@@ -243,9 +265,13 @@ fn every_key_is_parsed() {
     assert_eq!(f[0].max_conns, None);
     assert!(f[0].params.is_empty() && f[0].index.is_none() && f[0].split_path_info.is_none());
 
-    let RouteMatch::Regex(re) = &f[1].matcher else { panic!("not a regex route") };
+    let RouteMatch::Regex(re) = &f[1].matcher else {
+        panic!("not a regex route")
+    };
     assert!(re.is_match("/a/index.php") && re.is_match("/x.php/info") && !re.is_match("/x.phps"));
-    let FastCgiTarget::Backends(backends) = &f[1].target else { panic!("not backends") };
+    let FastCgiTarget::Backends(backends) = &f[1].target else {
+        panic!("not backends")
+    };
     assert_eq!(
         backends,
         &[
@@ -256,11 +282,19 @@ fn every_key_is_parsed() {
     );
     assert_eq!(f[1].root, Some(b.join("htdocs")));
     assert_eq!(f[1].index.as_deref(), Some("index.php"));
-    let split = f[1].split_path_info.as_ref().unwrap().captures("/a.php/b").unwrap();
+    let split = f[1]
+        .split_path_info
+        .as_ref()
+        .unwrap()
+        .captures("/a.php/b")
+        .unwrap();
     assert_eq!((&split[1], &split[2]), ("/a.php", "/b"));
     assert_eq!(
         f[1].params,
-        vec![("APP_ENV".to_owned(), "demo".to_owned()), ("B".to_owned(), "x".to_owned())]
+        vec![
+            ("APP_ENV".to_owned(), "demo".to_owned()),
+            ("B".to_owned(), "x".to_owned())
+        ]
     );
     assert!(!f[1].pass_authorization);
     assert_eq!(f[1].connect_timeout, Duration::from_secs(1));
@@ -268,7 +302,9 @@ fn every_key_is_parsed() {
     assert_eq!(f[1].keepalive, 0);
     assert_eq!(f[1].max_conns, Some(8));
 
-    let FastCgiTarget::Spawn(spawn) = &f[2].target else { panic!("not spawn") };
+    let FastCgiTarget::Spawn(spawn) = &f[2].target else {
+        panic!("not spawn")
+    };
     assert_eq!(spawn.command, vec!["python3", "apps/hello_wsgi.py"]);
     assert_eq!(spawn.processes, 2);
     assert_eq!(spawn.working_dir, b);
@@ -295,12 +331,21 @@ fn relative_paths_resolve_against_the_config_file_directory() {
     assert_eq!(c.access_log, LogTarget::File(b.join("logs/a.log")));
     assert_eq!(c.listen, vec![ListenAddr::Unix(b.join("conf/g.sock"))]);
     assert_eq!(c.cgi[0].dir, b.join("cgi"));
-    assert_eq!(c.fastcgi[0].root, Some(b.join("htdocs")), "match route defaults to document_root");
-    let FastCgiTarget::Spawn(spawn) = &c.fastcgi[0].target else { panic!() };
+    assert_eq!(
+        c.fastcgi[0].root,
+        Some(b.join("htdocs")),
+        "match route defaults to document_root"
+    );
+    let FastCgiTarget::Spawn(spawn) = &c.fastcgi[0].target else {
+        panic!()
+    };
     assert_eq!(spawn.working_dir, b.join("conf"));
     // Absolute paths stay as they are (canonicalised).
     let yaml = format!("document_root: {}\n", b.join("cgi").display());
-    assert_eq!(load_str(&yaml, Path::new("/")).unwrap().document_root, Some(b.join("cgi")));
+    assert_eq!(
+        load_str(&yaml, Path::new("/")).unwrap().document_root,
+        Some(b.join("cgi"))
+    );
 }
 
 #[test]
@@ -316,15 +361,30 @@ fn the_shipped_configuration_loads() {
     assert_eq!(c.document_root, Some(b.join("htdocs")));
     assert_eq!(c.cgi.len(), 1);
     assert_eq!(c.cgi[0].dir, b.join("cgi-bin"));
-    assert_eq!(c.listen, vec![ListenAddr::Tcp("127.0.0.1:8080".parse().unwrap())]);
+    assert_eq!(
+        c.listen,
+        vec![ListenAddr::Tcp("127.0.0.1:8080".parse().unwrap())]
+    );
 }
 
 #[test]
 fn unknown_key_is_named_with_its_place() {
     let tmp = site();
-    only_error(&tmp, "server_name: a\nlisten_on: [x]\n", 2, 1, &["listen_on"]);
+    only_error(
+        &tmp,
+        "server_name: a\nlisten_on: [x]\n",
+        2,
+        1,
+        &["listen_on"],
+    );
     only_error(&tmp, "limits:\n  max_body: 1\n", 2, 3, &["max_body"]);
-    only_error(&tmp, "cgi:\n  - prefix: /x/\n    dirr: x\n", 3, 5, &["dirr"]);
+    only_error(
+        &tmp,
+        "cgi:\n  - prefix: /x/\n    dirr: x\n",
+        3,
+        5,
+        &["dirr"],
+    );
     only_error(
         &tmp,
         "fastcgi:\n  - prefix: /x/\n    spawn:\n      command: [a]\n      procs: 2\n",
@@ -338,46 +398,129 @@ fn unknown_key_is_named_with_its_place() {
 fn yaml_errors_carry_line_and_column() {
     let tmp = site();
     // `yes` is not a boolean (strict booleans).
-    only_error(&tmp, "index: [a]\nserve_dotfiles: yes\n", 2, 17, &["boolean"]);
+    only_error(
+        &tmp,
+        "index: [a]\nserve_dotfiles: yes\n",
+        2,
+        17,
+        &["boolean"],
+    );
     // Duplicate keys.
-    only_error(&tmp, "server_name: a\nserver_name: b\n", 2, 1, &["duplicate", "server_name"]);
+    only_error(
+        &tmp,
+        "server_name: a\nserver_name: b\n",
+        2,
+        1,
+        &["duplicate", "server_name"],
+    );
     // A type error.
-    only_error(&tmp, "listen: 127.0.0.1:8080\n", 1, 9, &[]);
+    only_error(&tmp, "listen: 127.0.0.1:8080\n", 1, 9, &["expected a list"]);
     // A syntax error.
     let errs = errors(&tmp, "index: [a\nlisten: []\n");
     assert_eq!(errs.errors.len(), 1, "{errs}");
     assert!(errs.errors[0].line.is_some(), "{errs}");
     // Several documents.
-    assert!(errors(&tmp, "index: []\n---\nindex: []\n").errors[0].line.is_some());
+    assert!(errors(&tmp, "index: []\n---\nindex: []\n").errors[0]
+        .line
+        .is_some());
     // The message does not repeat the place: it is printed in front.
     let text = errors(&tmp, "bogus: 1\n").to_string();
-    assert!(text.starts_with("<config>:1:1: ") && !text.contains("line 1"), "{text}");
+    assert!(
+        text.starts_with("<config>:1:1: ") && !text.contains("line 1"),
+        "{text}"
+    );
 }
 
 #[test]
 fn bad_units_are_reported_with_their_place() {
     let tmp = site();
-    only_error(&tmp, "shutdown_grace: 10\n", 1, 17, &["shutdown_grace", "no unit", "10s"]);
+    only_error(
+        &tmp,
+        "shutdown_grace: 10\n",
+        1,
+        17,
+        &["shutdown_grace", "no unit", "10s"],
+    );
     only_error(&tmp, "shutdown_grace: 10y\n", 1, 17, &["unknown unit"]);
-    only_error(&tmp, "limits:\n  max_request_body: 12XB\n", 2, 21, &["limits.max_request_body", "XB"]);
-    only_error(&tmp, "limits:\n  max_header_bytes: -1\n", 2, 21, &["negative"]);
-    only_error(&tmp, "limits:\n  max_uri_bytes: 0\n", 2, 18, &["more than 0"]);
-    only_error(&tmp, "limits:\n  header_read_timeout: 0s\n", 2, 24, &["more than 0s"]);
-    only_error(&tmp, "limits:\n  keepalive_timeout: 1.5s\n", 2, 22, &["1.5s"]);
+    only_error(
+        &tmp,
+        "limits:\n  max_request_body: 12XB\n",
+        2,
+        21,
+        &["limits.max_request_body", "XB"],
+    );
+    only_error(
+        &tmp,
+        "limits:\n  max_header_bytes: -1\n",
+        2,
+        21,
+        &["negative"],
+    );
+    only_error(
+        &tmp,
+        "limits:\n  max_uri_bytes: 0\n",
+        2,
+        18,
+        &["more than 0"],
+    );
+    only_error(
+        &tmp,
+        "limits:\n  header_read_timeout: 0s\n",
+        2,
+        24,
+        &["more than 0s"],
+    );
+    only_error(
+        &tmp,
+        "limits:\n  keepalive_timeout: 1.5s\n",
+        2,
+        22,
+        &["1.5s"],
+    );
 }
 
 #[test]
 fn bad_values_are_reported_with_their_place() {
     let tmp = site();
-    only_error(&tmp, "listen: [\"localhost:80\"]\n", 1, 10, &["localhost:80", "IP:PORT", "unix:/path"]);
-    only_error(&tmp, "listen: [\"unix:nodir/x.sock\"]\n", 1, 10, &["nodir", "does not exist"]);
+    only_error(
+        &tmp,
+        "listen: [\"localhost:80\"]\n",
+        1,
+        10,
+        &["localhost:80", "IP:PORT", "unix:/path"],
+    );
+    only_error(
+        &tmp,
+        "listen: [\"unix:nodir/x.sock\"]\n",
+        1,
+        10,
+        &["nodir", "does not exist"],
+    );
     only_error(&tmp, "listen: []\n", 1, 9, &["at least one"]);
-    only_error(&tmp, "document_root: nowhere\n", 1, 16, &["document_root", "nowhere", "does not exist"]);
+    only_error(
+        &tmp,
+        "document_root: nowhere\n",
+        1,
+        16,
+        &["document_root", "nowhere", "does not exist"],
+    );
     fs::write(tmp.path().join("file"), "").unwrap();
     only_error(&tmp, "document_root: file\n", 1, 16, &["not a directory"]);
-    only_error(&tmp, "access_log: no/such/dir.log\n", 1, 13, &["access_log", "does not exist"]);
+    only_error(
+        &tmp,
+        "access_log: no/such/dir.log\n",
+        1,
+        13,
+        &["access_log", "does not exist"],
+    );
     only_error(&tmp, "error_log: htdocs\n", 1, 12, &["is a directory"]);
-    only_error(&tmp, "log_level: loud\n", 1, 12, &["loud", "error, warn, info, debug, trace"]);
+    only_error(
+        &tmp,
+        "log_level: loud\n",
+        1,
+        12,
+        &["loud", "error, warn, info, debug, trace"],
+    );
     only_error(&tmp, "index: [a/b.html]\n", 1, 9, &["plain file name"]);
     only_error(&tmp, "server_name: \"\"\n", 1, 14, &["server_name"]);
 }
@@ -401,7 +544,12 @@ fastcgi:
     assert_error(&errs, 2, 16, &["does not exist"]);
     assert_error(&errs, 3, 10, &["nonsense"]);
     assert_error(&errs, 5, 21, &["lots"]);
-    assert_error(&errs, 7, 12, &["invalid regex", "(unclosed", "unclosed group"]);
+    assert_error(
+        &errs,
+        7,
+        12,
+        &["invalid regex", "(unclosed", "unclosed group"],
+    );
     assert_error(&errs, 8, 16, &["1 to 65535"]);
     let text = errs.to_string();
     assert_eq!(text.lines().count(), 6, "one line per error:\n{text}");
@@ -434,7 +582,10 @@ fn unreadable_file_gives_the_os_reason() {
     let errs = load_file(&file).unwrap_err();
     assert_eq!(errs.file.as_deref(), Some(file.as_path()));
     let text = errs.to_string();
-    assert!(text.starts_with(&format!("{}: cannot read: ", file.display())), "{text}");
+    assert!(
+        text.starts_with(&format!("{}: cannot read: ", file.display())),
+        "{text}"
+    );
     assert!(text.contains("No such file"), "{text}");
     let dir_errs = load_file(tmp.path()).unwrap_err().to_string();
     assert!(dir_errs.contains("cannot read"), "{dir_errs}");
@@ -443,7 +594,9 @@ fn unreadable_file_gives_the_os_reason() {
 #[test]
 fn alias_bomb_is_rejected_quickly() {
     let tmp = site();
-    let mut yaml = String::from("pass: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+    let mut yaml = String::from(
+        "pass: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+    );
     let names = ["b", "c", "d", "e", "f", "g", "h", "i"];
     let mut previous = "a";
     for name in names {
@@ -454,10 +607,18 @@ fn alias_bomb_is_rejected_quickly() {
     let start = Instant::now();
     assert!(load_str(&yaml, tmp.path()).is_err());
     // Even a target that accepts anything stops at the budget, not after 9^9 nodes.
-    let any = serde_saphyr::from_str_with_options::<serde::de::IgnoredAny>(&yaml, load::yaml_options());
+    let any =
+        serde_saphyr::from_str_with_options::<serde::de::IgnoredAny>(&yaml, load::yaml_options());
     let message = any.expect_err("the bomb was expanded").to_string();
-    assert!(message.contains("alias") || message.contains("limit"), "{message}");
-    assert!(start.elapsed() < Duration::from_secs(2), "took {:?}", start.elapsed());
+    assert!(
+        message.contains("alias") || message.contains("limit"),
+        "{message}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        start.elapsed()
+    );
 }
 
 #[test]
@@ -478,7 +639,13 @@ fn fastcgi_prefix_and_match_are_exclusive() {
         5,
         &["fastcgi[0]", "`prefix` or `match`, not both"],
     );
-    only_error(&tmp, "fastcgi:\n  - backends: [\"h:1\"]\n", 2, 5, &["fastcgi[0]", "give `prefix`"]);
+    only_error(
+        &tmp,
+        "fastcgi:\n  - backends: [\"h:1\"]\n",
+        2,
+        5,
+        &["fastcgi[0]", "give `prefix`"],
+    );
 }
 
 #[test]
@@ -514,9 +681,27 @@ fn fastcgi_route_errors() {
         22,
         &["capture group"],
     );
-    only_error(&tmp, "fastcgi:\n  - prefix: /a/\n    backends: []\n", 3, 15, &["at least one"]);
-    only_error(&tmp, "fastcgi:\n  - prefix: /a/\n    spawn: {command: []}\n", 3, 22, &["empty"]);
-    only_error(&tmp, "fastcgi:\n  - prefix: /a/\n    spawn: {processes: 2}\n", 3, 12, &["command"]);
+    only_error(
+        &tmp,
+        "fastcgi:\n  - prefix: /a/\n    backends: []\n",
+        3,
+        15,
+        &["at least one"],
+    );
+    only_error(
+        &tmp,
+        "fastcgi:\n  - prefix: /a/\n    spawn: {command: []}\n",
+        3,
+        22,
+        &["empty"],
+    );
+    only_error(
+        &tmp,
+        "fastcgi:\n  - prefix: /a/\n    spawn: {processes: 2}\n",
+        3,
+        12,
+        &["command"],
+    );
     only_error(
         &tmp,
         "fastcgi:\n  - prefix: /a/\n    spawn: {command: [a], processes: 0}\n",
@@ -524,8 +709,20 @@ fn fastcgi_route_errors() {
         38,
         &["at least 1"],
     );
-    only_error(&tmp, "fastcgi:\n  - prefix: /a/\n    backends: [h:1]\n    max_conns: 0\n", 4, 16, &["at least 1"]);
-    only_error(&tmp, "fastcgi:\n  - prefix: /a/\n    backends: [h:1]\n    root: nope\n", 4, 11, &["root", "does not exist"]);
+    only_error(
+        &tmp,
+        "fastcgi:\n  - prefix: /a/\n    backends: [h:1]\n    max_conns: 0\n",
+        4,
+        16,
+        &["at least 1"],
+    );
+    only_error(
+        &tmp,
+        "fastcgi:\n  - prefix: /a/\n    backends: [h:1]\n    root: nope\n",
+        4,
+        11,
+        &["root", "does not exist"],
+    );
     only_error(
         &tmp,
         "document_root: null\nfastcgi:\n  - match: x\n    backends: [h:1]\n",
@@ -546,10 +743,28 @@ fn fastcgi_route_errors() {
 fn cgi_route_errors() {
     let tmp = site();
     fs::create_dir(tmp.path().join("cgi")).unwrap();
-    only_error(&tmp, "cgi:\n  - prefix: /c/\n", 2, 5, &["cgi[0]", "`dir` is missing"]);
+    only_error(
+        &tmp,
+        "cgi:\n  - prefix: /c/\n",
+        2,
+        5,
+        &["cgi[0]", "`dir` is missing"],
+    );
     only_error(&tmp, "cgi:\n  - dir: cgi\n", 2, 5, &["`prefix` is missing"]);
-    only_error(&tmp, "cgi:\n  - prefix: /c/\n    dir: nope\n", 3, 10, &["cgi[0].dir", "does not exist"]);
-    only_error(&tmp, "cgi:\n  - prefix: /c/\n    dir: cgi\n    max_processes: 0\n", 4, 20, &["at least 1"]);
+    only_error(
+        &tmp,
+        "cgi:\n  - prefix: /c/\n    dir: nope\n",
+        3,
+        10,
+        &["cgi[0].dir", "does not exist"],
+    );
+    only_error(
+        &tmp,
+        "cgi:\n  - prefix: /c/\n    dir: cgi\n    max_processes: 0\n",
+        4,
+        20,
+        &["at least 1"],
+    );
     only_error(
         &tmp,
         "cgi:\n  - prefix: /c/\n    dir: cgi\n    interpreters: {py: python3}\n",
@@ -564,14 +779,38 @@ fn cgi_route_errors() {
         25,
         &["empty"],
     );
-    only_error(&tmp, "cgi:\n  - prefix: /c/\n    dir: cgi\n    timeout: 60\n", 4, 14, &["cgi[0].timeout", "no unit"]);
-    only_error(&tmp, "cgi:\n  - prefix: /c/\n    dir: cgi\n    env: {\"A=B\": x}\n", 4, 11, &["`=`"]);
-    only_error(&tmp, "cgi:\n  - prefix: /a b/\n    dir: cgi\n", 2, 13, &["prefix"]);
+    only_error(
+        &tmp,
+        "cgi:\n  - prefix: /c/\n    dir: cgi\n    timeout: 60\n",
+        4,
+        14,
+        &["cgi[0].timeout", "no unit"],
+    );
+    only_error(
+        &tmp,
+        "cgi:\n  - prefix: /c/\n    dir: cgi\n    env: {\"A=B\": x}\n",
+        4,
+        11,
+        &["`=`"],
+    );
+    only_error(
+        &tmp,
+        "cgi:\n  - prefix: /a b/\n    dir: cgi\n",
+        2,
+        13,
+        &["prefix"],
+    );
     // Every problem of one route at once.
-    let errs = errors(&tmp, "cgi:\n  - prefix: ''\n    dir: nope\n    timeout: 1\n    max_processes: 0\n");
+    let errs = errors(
+        &tmp,
+        "cgi:\n  - prefix: ''\n    dir: nope\n    timeout: 1\n    max_processes: 0\n",
+    );
     assert_eq!(errs.errors.len(), 4, "{errs}");
     // `interpreters: {}` means none: every program must be executable.
-    let c = load(&tmp, "cgi:\n  - prefix: /c/\n    dir: cgi\n    interpreters: {}\n");
+    let c = load(
+        &tmp,
+        "cgi:\n  - prefix: /c/\n    dir: cgi\n    interpreters: {}\n",
+    );
     assert!(c.cgi[0].interpreters.is_empty());
 }
 
@@ -580,12 +819,26 @@ fn tls_needs_cert_and_key_or_self_signed() {
     let tmp = site();
     fs::write(tmp.path().join("c.pem"), "x").unwrap();
     fs::write(tmp.path().join("k.pem"), "x").unwrap();
-    let c = load(&tmp, "tls:\n  listen: [\"127.0.0.1:0\"]\n  self_signed: true\n");
+    let c = load(
+        &tmp,
+        "tls:\n  listen: [\"127.0.0.1:0\"]\n  self_signed: true\n",
+    );
     let tls = c.tls.unwrap();
     assert!(tls.self_signed && tls.cert.is_none() && !tls.redirect_http);
     // HTTPS only: no plain listeners.
-    assert!(load(&tmp, "listen: []\ntls:\n  listen: [\"127.0.0.1:0\"]\n  self_signed: true\n").listen.is_empty());
-    only_error(&tmp, "tls:\n  listen: [\"127.0.0.1:0\"]\n", 2, 3, &["`cert` and `key`", "self_signed"]);
+    assert!(load(
+        &tmp,
+        "listen: []\ntls:\n  listen: [\"127.0.0.1:0\"]\n  self_signed: true\n"
+    )
+    .listen
+    .is_empty());
+    only_error(
+        &tmp,
+        "tls:\n  listen: [\"127.0.0.1:0\"]\n",
+        2,
+        3,
+        &["`cert` and `key`", "self_signed"],
+    );
     only_error(
         &tmp,
         "tls:\n  listen: [\"127.0.0.1:0\"]\n  cert: c.pem\n  key: k.pem\n  self_signed: true\n",
@@ -593,8 +846,32 @@ fn tls_needs_cert_and_key_or_self_signed() {
         3,
         &["not both"],
     );
-    only_error(&tmp, "tls:\n  listen: [\"127.0.0.1:0\"]\n  cert: c.pem\n", 3, 9, &["without `key`"]);
-    only_error(&tmp, "tls:\n  listen: [\"127.0.0.1:0\"]\n  cert: c.pem\n  key: nokey.pem\n", 4, 8, &["does not exist"]);
-    only_error(&tmp, "tls:\n  self_signed: true\n", 2, 3, &["`listen` is missing"]);
-    only_error(&tmp, "tls:\n  listen: [\"unix:/x\"]\n  self_signed: true\n", 2, 12, &["not supported"]);
+    only_error(
+        &tmp,
+        "tls:\n  listen: [\"127.0.0.1:0\"]\n  cert: c.pem\n",
+        3,
+        9,
+        &["without `key`"],
+    );
+    only_error(
+        &tmp,
+        "tls:\n  listen: [\"127.0.0.1:0\"]\n  cert: c.pem\n  key: nokey.pem\n",
+        4,
+        8,
+        &["does not exist"],
+    );
+    only_error(
+        &tmp,
+        "tls:\n  self_signed: true\n",
+        2,
+        3,
+        &["`listen` is missing"],
+    );
+    only_error(
+        &tmp,
+        "tls:\n  listen: [\"unix:/x\"]\n  self_signed: true\n",
+        2,
+        12,
+        &["not supported"],
+    );
 }

@@ -48,7 +48,7 @@ impl Validator {
             Some(Some(dir)) => self.existing_dir("document_root", dir),
         };
         let tls = raw.tls.as_ref().and_then(|tls| self.tls(tls));
-        let listen = self.listen(raw.listen.as_ref(), tls.is_some());
+        let listen = self.listen(raw.listen.as_ref(), raw.tls.is_some());
         let cgi = match raw.cgi {
             None => self.default_cgi(),
             Some(None) => Vec::new(),
@@ -70,7 +70,12 @@ impl Validator {
             access_log: self.log_target("access_log", raw.access_log.as_ref()),
             error_log: self.log_target("error_log", raw.error_log.as_ref()),
             log_level: self.log_level(raw.log_level.as_ref()),
-            shutdown_grace: self.duration("shutdown_grace", raw.shutdown_grace.as_ref(), 10_000, true),
+            shutdown_grace: self.duration(
+                "shutdown_grace",
+                raw.shutdown_grace.as_ref(),
+                10_000,
+                true,
+            ),
             limits: self.limits(raw.limits.unwrap_or_default()),
             tls,
             cgi,
@@ -113,7 +118,11 @@ impl Validator {
         let Some(name) = raw else {
             return "localhost".to_owned();
         };
-        if name.value.is_empty() || name.value.contains(|c: char| c.is_whitespace() || c.is_control() || c == '/') {
+        if name.value.is_empty()
+            || name
+                .value
+                .contains(|c: char| c.is_whitespace() || c.is_control() || c == '/')
+        {
             self.error(
                 place(name),
                 format!("server_name: `{}` is not a host name", name.value),
@@ -142,7 +151,11 @@ impl Validator {
         if !LOG_LEVELS.contains(&lower.as_str()) {
             self.error(
                 place(level),
-                format!("log_level: `{}` is not one of {}", level.value, LOG_LEVELS.join(", ")),
+                format!(
+                    "log_level: `{}` is not one of {}",
+                    level.value,
+                    LOG_LEVELS.join(", ")
+                ),
             );
         }
         lower
@@ -164,14 +177,39 @@ impl Validator {
     }
 
     fn limits(&mut self, raw: RawLimits) -> Limits {
-        let max_header_bytes = self.size("limits.max_header_bytes", raw.max_header_bytes.as_ref(), 64 << 10, false);
-        let max_uri_bytes = self.size("limits.max_uri_bytes", raw.max_uri_bytes.as_ref(), 8 << 10, false);
+        let max_header_bytes = self.size(
+            "limits.max_header_bytes",
+            raw.max_header_bytes.as_ref(),
+            64 << 10,
+            false,
+        );
+        let max_uri_bytes = self.size(
+            "limits.max_uri_bytes",
+            raw.max_uri_bytes.as_ref(),
+            8 << 10,
+            false,
+        );
         Limits {
-            max_request_body: self.size("limits.max_request_body", raw.max_request_body.as_ref(), 64 << 20, true),
+            max_request_body: self.size(
+                "limits.max_request_body",
+                raw.max_request_body.as_ref(),
+                64 << 20,
+                true,
+            ),
             max_header_bytes: usize::try_from(max_header_bytes).unwrap_or(usize::MAX),
             max_uri_bytes: usize::try_from(max_uri_bytes).unwrap_or(usize::MAX),
-            header_read_timeout: self.duration("limits.header_read_timeout", raw.header_read_timeout.as_ref(), 10_000, false),
-            keepalive_timeout: self.duration("limits.keepalive_timeout", raw.keepalive_timeout.as_ref(), 75_000, true),
+            header_read_timeout: self.duration(
+                "limits.header_read_timeout",
+                raw.header_read_timeout.as_ref(),
+                10_000,
+                false,
+            ),
+            keepalive_timeout: self.duration(
+                "limits.keepalive_timeout",
+                raw.keepalive_timeout.as_ref(),
+                75_000,
+                true,
+            ),
         }
     }
 
@@ -189,12 +227,24 @@ impl Validator {
                     }
                 }
             }
-            Some(list) => self.error(place(list), "tls.listen: give at least one address, like 127.0.0.1:8443"),
-            None => self.error(place(raw), "tls: `listen` is missing (like listen: [\"127.0.0.1:8443\"])"),
+            Some(list) => self.error(
+                place(list),
+                "tls.listen: give at least one address, like 127.0.0.1:8443",
+            ),
+            None => self.error(
+                place(raw),
+                "tls: `listen` is missing (like listen: [\"127.0.0.1:8443\"])",
+            ),
         }
         let self_signed = tls.self_signed.unwrap_or(false);
-        let cert = tls.cert.as_ref().and_then(|c| self.existing_file("tls.cert", c));
-        let key = tls.key.as_ref().and_then(|k| self.existing_file("tls.key", k));
+        let cert = tls
+            .cert
+            .as_ref()
+            .and_then(|c| self.existing_file("tls.cert", c));
+        let key = tls
+            .key
+            .as_ref()
+            .and_then(|k| self.existing_file("tls.key", k));
         match (&tls.cert, &tls.key, self_signed) {
             (Some(_), Some(_), false) | (None, None, true) => {}
             (Some(_), Some(_), true) => self.error(
@@ -244,7 +294,13 @@ impl Validator {
     }
 
     /// A size in bytes, `default` when absent; zero refused unless `zero_ok`.
-    fn size(&mut self, key: &str, raw: Option<&Spanned<UnitScalar>>, default: u64, zero_ok: bool) -> u64 {
+    fn size(
+        &mut self,
+        key: &str,
+        raw: Option<&Spanned<UnitScalar>>,
+        default: u64,
+        zero_ok: bool,
+    ) -> u64 {
         let Some(value) = raw else {
             return default;
         };
@@ -262,7 +318,12 @@ impl Validator {
     }
 
     /// A count that must be at least 1; `default` when absent.
-    pub(super) fn at_least_one(&mut self, key: &str, raw: Option<&Spanned<u64>>, default: usize) -> usize {
+    pub(super) fn at_least_one(
+        &mut self,
+        key: &str,
+        raw: Option<&Spanned<u64>>,
+        default: usize,
+    ) -> usize {
         match raw {
             None => default,
             Some(n) if n.value == 0 => {
@@ -317,11 +378,17 @@ impl Validator {
         match std::fs::metadata(&path) {
             Ok(meta) if meta.is_file() => Some(path),
             Ok(_) => {
-                self.error(place(raw), format!("{key}: {} is not a file", path.display()));
+                self.error(
+                    place(raw),
+                    format!("{key}: {} is not a file", path.display()),
+                );
                 None
             }
             Err(e) => {
-                self.error(place(raw), format!("{key}: {}: {}", path.display(), io_reason(&e)));
+                self.error(
+                    place(raw),
+                    format!("{key}: {}: {}", path.display(), io_reason(&e)),
+                );
                 None
             }
         }
@@ -329,20 +396,31 @@ impl Validator {
 
     /// A file gatehouse creates (a log, a unix socket): its directory must
     /// exist; stored as the canonical directory joined with the file name.
-    fn file_in_existing_dir(&mut self, key: &str, at: &Spanned<String>, path: &str) -> Option<PathBuf> {
+    fn file_in_existing_dir(
+        &mut self,
+        key: &str,
+        at: &Spanned<String>,
+        path: &str,
+    ) -> Option<PathBuf> {
         let full = self.resolve(path);
         let (Some(parent), Some(name)) = (full.parent(), full.file_name()) else {
             self.error(place(at), format!("{key}: `{path}` does not name a file"));
             return None;
         };
         if path.ends_with('/') || full.is_dir() {
-            self.error(place(at), format!("{key}: {} is a directory, not a file", full.display()));
+            self.error(
+                place(at),
+                format!("{key}: {} is a directory, not a file", full.display()),
+            );
             return None;
         }
         match canonical_dir(parent) {
             Ok(dir) => Some(dir.join(name)),
             Err(message) => {
-                self.error(place(at), format!("{key}: the directory of `{path}`: {message}"));
+                self.error(
+                    place(at),
+                    format!("{key}: the directory of `{path}`: {message}"),
+                );
                 None
             }
         }
