@@ -5,9 +5,14 @@
 //! paths made absolute against the configuration file's directory, regexes
 //! compiled once, every problem collected with its line and column.
 
+mod addr;
 mod load;
 mod raw;
+mod routes;
+#[cfg(test)]
+mod tests;
 pub mod units;
+mod validate;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -141,16 +146,10 @@ impl ListenAddr {
     /// Parse `IP:PORT` (`[::1]:8080` for IPv6; port 0 asks for any free port)
     /// or `unix:/path` (a relative path resolves against `base`).
     pub fn parse(text: &str, base: &Path) -> Result<ListenAddr, String> {
-        if let Some(path) = text.strip_prefix("unix:") {
-            if path.is_empty() {
-                return Err(format!("listen address {text:?}: the unix socket path is empty"));
-            }
-            return Ok(ListenAddr::Unix(base.join(path)));
-        }
-        text.parse::<SocketAddr>().map(ListenAddr::Tcp).map_err(|_| {
-            format!(
-                "listen address {text:?} is not IP:PORT (like 127.0.0.1:8080 or [::1]:8080) or unix:/path"
-            )
+        Ok(match addr::listen_addr(text, true)? {
+            addr::AddrSyntax::Tcp(sock) => ListenAddr::Tcp(sock),
+            addr::AddrSyntax::Unix(path) => ListenAddr::Unix(base.join(path)),
+            addr::AddrSyntax::HostPort(other) => return Err(format!("`{other}` is not IP:PORT")),
         })
     }
 }
