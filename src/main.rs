@@ -11,7 +11,7 @@ fn main() -> ExitCode {
     let config = match gatehouse::config::load_for_cli(cli.config.as_deref(), &cli.listen) {
         Ok(config) => config,
         Err(errors) => {
-            eprint!("{errors}");
+            eprintln!("{errors}");
             return ExitCode::from(2);
         }
     };
