@@ -115,8 +115,12 @@ pub fn has_dotfile_segment(normalized: &str) -> bool {
 pub fn confine(root: &Path, normalized: &str) -> Result<PathBuf, Error> {
     let joined = root.join(normalized.trim_start_matches('/'));
     let canonical = std::fs::canonicalize(&joined).map_err(|e| fs_error(e, &joined))?;
-    // Component-wise: /srv/www2 does not start with /srv/www.
-    if !canonical.starts_with(root) {
+    // Component-wise: /srv/www2 does not start with /srv/www. The root should
+    // be canonical already; if it is not, compare with its canonical form
+    // rather than refuse every path (paid only on this refusal path).
+    let inside = canonical.starts_with(root)
+        || std::fs::canonicalize(root).is_ok_and(|real| canonical.starts_with(real));
+    if !inside {
         return Err(Error::downstream(ErrorKind::Forbidden).with_cause(format!(
             "{} resolves to {}, outside {}",
             joined.display(),
@@ -358,6 +362,20 @@ mod tests {
         assert_eq!(
             confine(&root, "/sublink/file.txt").unwrap(),
             root.join("sub/file.txt")
+        );
+    }
+
+    #[test]
+    fn confine_tolerates_a_root_that_is_not_canonical() {
+        let (dir, root) = root();
+        let alias = dir.path().canonicalize().unwrap().join("alias");
+        std::os::unix::fs::symlink(&root, &alias).unwrap();
+        let found = confine(&alias, "/sub/file.txt").unwrap();
+        assert_eq!(found, root.join("sub/file.txt"));
+        std::os::unix::fs::symlink("/etc", root.join("etc")).unwrap();
+        assert_eq!(
+            confine(&alias, "/etc/").unwrap_err().kind,
+            ErrorKind::Forbidden
         );
     }
 
