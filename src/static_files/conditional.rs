@@ -62,8 +62,8 @@ pub enum Outcome {
 }
 
 /// Evaluate the preconditions in the order of RFC 9110 section 13.2.2 (steps
-/// 1 to 4; If-Range, step 5, is [`if_range_allows`]).
-pub fn evaluate(method: &Method, headers: &HeaderMap, v: &Validators) -> Outcome {
+/// 1 to 4; If-Range, step 5, is [`if_range_allows`]) at time `now`.
+pub fn evaluate(method: &Method, headers: &HeaderMap, v: &Validators, now: SystemTime) -> Outcome {
     let get_or_head = method == Method::GET || method == Method::HEAD;
     // Step 1; section 13.1.1: If-Match uses the strong comparison.
     if let Some(tags) = tag_list(headers, &header::IF_MATCH) {
@@ -86,8 +86,10 @@ pub fn evaluate(method: &Method, headers: &HeaderMap, v: &Validators) -> Outcome
             };
         }
     // Step 4; section 13.1.3: only without If-None-Match, only for GET/HEAD.
+    // A date in the future is a skewed or forged clock; honouring it could pin
+    // a stale copy for a while, so it is ignored (as Apache does).
     } else if get_or_head {
-        if let Some(since) = date(headers, &header::IF_MODIFIED_SINCE) {
+        if let Some(since) = date(headers, &header::IF_MODIFIED_SINCE).filter(|&d| d <= now) {
             if v.last_modified.is_some_and(|lm| lm <= since) {
                 return Outcome::NotModified;
             }
@@ -98,8 +100,8 @@ pub fn evaluate(method: &Method, headers: &HeaderMap, v: &Validators) -> Outcome
 
 /// RFC 9110 section 13.1.5: true when a Range may be honoured: no If-Range,
 /// or one that names the current representation (an entity tag by strong
-/// comparison, or a date exactly equal to Last-Modified).
-pub fn if_range_allows(headers: &HeaderMap, v: &Validators) -> bool {
+/// comparison, or a date exactly equal to a strong Last-Modified).
+pub fn if_range_allows(headers: &HeaderMap, v: &Validators, now: SystemTime) -> bool {
     let mut values = headers.get_all(header::IF_RANGE).iter();
     let (Some(value), None) = (values.next(), values.next()) else {
         // Absent: allowed. Repeated: not a valid If-Range, so no range.
@@ -114,8 +116,10 @@ pub fn if_range_allows(headers: &HeaderMap, v: &Validators) -> bool {
         return rest.trim().is_empty()
             && tag.is_some_and(|t| t.matches(&v.etag, Comparison::Strong));
     }
+    // Section 8.8.2.2: Last-Modified is strong only when at least a second old;
+    // a file changed twice within one second keeps its date.
     match (httpdate::parse_http_date(text), v.last_modified) {
-        (Ok(date), Some(lm)) => date == lm,
+        (Ok(date), Some(lm)) => date == lm && lm + Duration::from_secs(1) <= now,
         _ => false,
     }
 }
@@ -245,8 +249,13 @@ mod tests {
         map
     }
 
+    /// A day after LM.
+    fn now() -> SystemTime {
+        validators().last_modified.unwrap() + Duration::from_secs(86_400)
+    }
+
     fn eval(method: Method, pairs: &[(&str, &str)]) -> Outcome {
-        evaluate(&method, &headers(pairs), &validators())
+        evaluate(&method, &headers(pairs), &validators(), now())
     }
 
     #[test]
@@ -389,6 +398,24 @@ mod tests {
     }
 
     #[test]
+    fn if_modified_since_in_the_future_is_ignored() {
+        let v = validators();
+        let tomorrow = httpdate::fmt_http_date(now() + Duration::from_secs(86_400));
+        let h = headers(&[("if-modified-since", &tomorrow)]);
+        assert_eq!(evaluate(&Method::GET, &h, &v, now()), Outcome::Proceed);
+    }
+
+    #[test]
+    fn if_range_date_needs_a_strong_last_modified() {
+        let v = validators();
+        let h = headers(&[("if-range", LM)]);
+        let lm = v.last_modified.unwrap();
+        assert!(!if_range_allows(&h, &v, lm));
+        assert!(!if_range_allows(&h, &v, lm + Duration::from_millis(999)));
+        assert!(if_range_allows(&h, &v, lm + Duration::from_secs(1)));
+    }
+
+    #[test]
     fn if_match_failure_wins_over_not_modified() {
         let h = [("if-match", "\"nope\""), ("if-none-match", "*")];
         assert_eq!(eval(Method::GET, &h), Outcome::PreconditionFailed);
@@ -397,7 +424,7 @@ mod tests {
     #[test]
     fn if_range() {
         let v = validators();
-        let check = |pairs: &[(&str, &str)]| if_range_allows(&headers(pairs), &v);
+        let check = |pairs: &[(&str, &str)]| if_range_allows(&headers(pairs), &v, now());
         let weak = format!("W/{}", v.etag);
         assert!(check(&[]));
         assert!(check(&[("if-range", &v.etag)]));

@@ -29,6 +29,8 @@ pub mod source;
 #[cfg(test)]
 mod tests;
 
+use std::time::SystemTime;
+
 use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::{Method, Response, StatusCode};
@@ -136,7 +138,8 @@ fn listing(html: String, head: bool) -> Response<Body> {
 /// Steps 5 to 7 for an open regular file.
 fn serve_file(parts: &Parts, file: OpenFile) -> Result<Response<Body>, Error> {
     let v = &file.validators;
-    match conditional::evaluate(&parts.method, &parts.headers, v) {
+    let now = SystemTime::now();
+    match conditional::evaluate(&parts.method, &parts.headers, v, now) {
         Outcome::Proceed => {}
         Outcome::NotModified => return Ok(not_modified(&file)),
         Outcome::PreconditionFailed => {
@@ -144,7 +147,7 @@ fn serve_file(parts: &Parts, file: OpenFile) -> Result<Response<Body>, Error> {
         }
     }
 
-    let plan = range_plan(parts, &file);
+    let plan = range_plan(parts, &file, now);
     let content_type = mime::content_type(&file.url_path);
     let mut response = Response::new(Body::empty());
     let headers = response.headers_mut();
@@ -189,7 +192,7 @@ fn serve_file(parts: &Parts, file: OpenFile) -> Result<Response<Body>, Error> {
 
 /// Step 6: RFC 9110 section 14.2: Range applies to GET only, is ignored when
 /// invalid or repeated, and If-Range (section 13.1.5) may turn it off.
-fn range_plan(parts: &Parts, file: &OpenFile) -> Plan {
+fn range_plan(parts: &Parts, file: &OpenFile, now: SystemTime) -> Plan {
     if parts.method != Method::GET {
         return Plan::Full;
     }
@@ -200,7 +203,7 @@ fn range_plan(parts: &Parts, file: &OpenFile) -> Plan {
     let Some(specs) = value.to_str().ok().and_then(range::parse) else {
         return Plan::Full;
     };
-    if !conditional::if_range_allows(&parts.headers, &file.validators) {
+    if !conditional::if_range_allows(&parts.headers, &file.validators, now) {
         return Plan::Full;
     }
     range::plan(&specs, file.len)
