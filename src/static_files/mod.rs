@@ -13,9 +13,9 @@
 //!    `Allow: GET, HEAD, OPTIONS` (the 405's is added by `service`).
 //! 5. Preconditions, RFC 9110 section 13.2.2 ([`conditional`]): 412 or 304.
 //! 6. Range, GET only, with If-Range ([`range`]): 206, multipart 206, or 416.
-//! 7. The response: Content-Type ([`mime`]), Content-Length, ETag,
-//!    Last-Modified, Accept-Ranges; the body streamed ([`source`]), none for
-//!    HEAD.
+//! 7. The response: Content-Type ([`mime`]), Content-Length, ETag and
+//!    Last-Modified ([`validators`]), Accept-Ranges; the body streamed
+//!    ([`source`]), none for HEAD.
 //!
 //! Errors carry file system paths only in their cause, which goes to the log.
 
@@ -25,6 +25,7 @@ pub mod mime;
 pub mod range;
 pub mod resolve;
 pub mod source;
+pub mod validators;
 
 #[cfg(test)]
 mod tests;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
 
-use super::conditional::Validators;
+use super::validators::Validators;
 use super::listing;
 use super::source::{Source, CHUNK};
 use crate::error::{Error, ErrorKind};
