@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
 
-use super::validators::Validators;
 use super::listing;
 use super::source::{Source, CHUNK};
+use super::validators::Validators;
 use crate::error::{Error, ErrorKind};
 use crate::paths;
 
