@@ -165,14 +165,6 @@ fn check_head(parts: &Parts, config: &Config) -> Result<(), Error> {
     {
         return Err(Error::downstream(ErrorKind::BadRequest).with_cause("missing or repeated Host"));
     }
-    // RFC 9112 section 6.3: both framings at once is how requests are
-    // smuggled past a front end; refuse rather than pick one.
-    if parts.headers.contains_key(header::TRANSFER_ENCODING)
-        && parts.headers.contains_key(header::CONTENT_LENGTH)
-    {
-        return Err(Error::downstream(ErrorKind::BadRequest)
-            .with_cause("both Transfer-Encoding and Content-Length"));
-    }
     if let Some(len) = parts.headers.get(header::CONTENT_LENGTH) {
         let len: u64 = len
             .to_str()
