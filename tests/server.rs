@@ -438,7 +438,7 @@ fn content_length_with_transfer_encoding_is_never_smuggled() {
         srv.addr(),
         b"POST /a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n",
     );
-    assert_eq!(status_of(&reply), 400, "{reply}");
+    assert!([400, 405].contains(&status_of(&reply)), "{reply}");
     assert_eq!(
         reply.matches("HTTP/1.1 ").count(),
         1,
