@@ -1016,7 +1016,7 @@ def measure_limits():
             cmd = ["taskset", "-c", cpus] + cmd
         runs = [run_json(cmd, d + 120) for _ in range(CFG["runs"])]
         limits[key] = {"runs": runs, "per_sec": median([r.get("per_sec") for r in runs]),
-                       "mode": mode, "cpus": cpus or "all", "ballast_mib": ballast}
+                       "mode": mode, "cpus": cpus or "all (unpinned)", "ballast_mib": ballast}
         log(f"limit {key}: {limits[key]['per_sec']}/s")
     fcgiload = os.path.join(W, "bin", "fcgiload")
     common = ["REQUEST_METHOD=GET", "SERVER_PROTOCOL=HTTP/1.1", "GATEWAY_INTERFACE=CGI/1.1",
