@@ -1,24 +1,114 @@
 //! The CGI gateway: one process per request (RFC 3875).
+//!
+//! [`handle`] runs these steps, in this order:
+//! 1. find the program ([`script::locate`]): 404 or 403, never its source;
+//! 2. get the body ready ([`input::prepare`]): streamed when it has a length,
+//!    spooled when it has none, so CONTENT_LENGTH is always exact;
+//! 3. build the environment ([`crate::gateway::env`]);
+//! 4. take one of the route's `max_processes` slots, waiting at most
+//!    [`QUEUE_WAIT`], else 503;
+//! 5. spawn the program in its own process group, a reaper task waiting on
+//!    it ([`process::spawn`]);
+//! 6. copy the body to its stdin in a task of its own;
+//! 7. read its response head ([`crate::gateway::response`]) before the
+//!    deadline: 504 past it, 500 for no header block, 502 for a malformed one;
+//! 8. answer: a local redirect for `service` to re-dispatch, or a response
+//!    whose body streams stdout and owns the guard that kills the group.
+//!
+//! `timeout` covers the whole request, from step 1 to the last body byte.
+
+mod input;
+mod output;
+pub mod process;
+pub mod script;
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
 
 use http::request::Parts;
+use http::{Method, Response, StatusCode};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use tokio_util::io::ReaderStream;
 
-use crate::body::RequestBody;
-use crate::config::Config;
+use crate::body::{Body, RequestBody};
+use crate::config::{CgiRoute, Config};
 use crate::context::RequestCtx;
-use crate::error::Error;
+use crate::error::{msg, Error, ErrorKind, Side};
+use crate::gateway::env::{self, EnvOptions, ScriptInfo};
+use crate::gateway::response::{self, HeadError, HeadParser, Mode, Settled};
 use crate::reply::Reply;
 
+use self::process::{Live, Spawned, Tag};
+use self::script::Script;
+
+/// How long a request waits for a free process slot before 503. Short: a
+/// queue that forms behind `max_processes` is overload, and clients (and
+/// load balancers) do better with a quick 503 than a slow answer.
+pub const QUEUE_WAIT: Duration = Duration::from_secs(1);
+/// Read size for stdout (64 KiB, the pipe buffer size on Linux).
+const READ_CHUNK: usize = 64 * 1024;
+/// How long to wait for an exit status to explain a failure.
+const EXIT_WAIT: Duration = Duration::from_secs(1);
+
 /// Per-server CGI state: process limits per route, the live children.
-pub struct Runtime {}
+pub struct Runtime {
+    slots: Vec<Arc<Semaphore>>,
+    live: Arc<Live>,
+}
 
 impl Runtime {
     pub fn new(config: &Config) -> Self {
-        let _ = config;
-        Runtime {}
+        let slots = config
+            .cgi
+            .iter()
+            .map(|route| {
+                Arc::new(Semaphore::new(
+                    route.max_processes.clamp(1, Semaphore::MAX_PERMITS),
+                ))
+            })
+            .collect();
+        Runtime {
+            slots,
+            live: Arc::new(Live::default()),
+        }
     }
 
     /// Kill the process group of every child still running (shutdown).
-    pub fn kill_all(&self) {}
+    pub fn kill_all(&self) {
+        self.live.kill_all();
+    }
+
+    /// How many CGI children are running now.
+    pub fn children(&self) -> usize {
+        self.live.len()
+    }
+
+    async fn slot(
+        &self,
+        route: &CgiRoute,
+        index: usize,
+        deadline: Instant,
+    ) -> Result<OwnedSemaphorePermit, Error> {
+        let sem = self
+            .slots
+            .get(index)
+            .ok_or_else(|| Error::internal("CGI route without a process limit"))?;
+        if let Ok(permit) = sem.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
+        let wait = QUEUE_WAIT.min(deadline.saturating_duration_since(Instant::now()));
+        match tokio::time::timeout(wait, sem.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(
+                Error::new(ErrorKind::Overloaded, Side::Internal).with_cause(format!(
+                    "all {} CGI process slots of {} busy for {wait:?}",
+                    route.max_processes, route.prefix
+                )),
+            ),
+        }
+    }
 }
 
 /// Run the program that `path` (normalised, starting with the route prefix)
@@ -31,6 +121,180 @@ pub async fn handle(
     path: &str,
     ctx: &RequestCtx,
 ) -> Result<Reply, Error> {
-    let _ = (rt, route, parts, body, path, ctx);
-    todo!()
+    let config = ctx.config.clone();
+    let r = config
+        .cgi
+        .get(route)
+        .ok_or_else(|| Error::internal("no such CGI route"))?;
+    let deadline = Instant::now() + r.timeout;
+
+    let script = locate(&config, route, path).await?;
+    let tag = Tag {
+        id: ctx.id,
+        script: script.script_name.as_str().into(),
+    };
+    let input = input::prepare(&parts, body, config.limits.max_request_body, deadline).await?;
+    let vars = env::build(
+        &parts,
+        ctx,
+        &ScriptInfo {
+            script_name: &script.script_name,
+            path_info: script.path_info.as_deref(),
+            script_filename: &script.file,
+        },
+        &EnvOptions {
+            pass_authorization: r.pass_authorization,
+            content_length: input.content_length(),
+            document_root: config.document_root.as_deref(),
+            extra: &r.env,
+        },
+    );
+    let permit = rt.slot(r, route, deadline).await?;
+    let Spawned {
+        stdin,
+        stdout,
+        mut guard,
+        exit,
+    } = process::spawn(
+        &script,
+        &vars,
+        &r.pass_env,
+        deadline,
+        permit,
+        &rt.live,
+        &tag,
+    )
+    .map_err(|e| spawn_failed(&script, &e, &tag))?;
+    let feeder = tokio::spawn(tokio::time::timeout_at(deadline, input::feed(stdin, input)));
+    guard.own_task(feeder.abort_handle());
+
+    let mode = if script.nph { Mode::Nph } else { Mode::Cgi };
+    let parser = HeadParser::new(mode, response::MAX_HEAD_BYTES);
+    let stdout = ReaderStream::with_capacity(stdout, READ_CHUNK);
+    let (head, rest) =
+        match tokio::time::timeout_at(deadline, response::read_head(stdout, parser)).await {
+            Ok(Ok(parsed)) => parsed,
+            Ok(Err(err)) => return Err(head_failed(Some(err), exit, deadline, r, &tag).await),
+            Err(_) => return Err(head_failed(None, exit, deadline, r, &tag).await),
+        };
+
+    let (head, rest) = match tokio::time::timeout_at(
+        deadline,
+        response::settle_local_redirect(head, rest),
+    )
+    .await
+    {
+        Ok(Ok(Settled::LocalRedirect(target))) => {
+            guard.disarm();
+            return Ok(Reply::LocalRedirect(target));
+        }
+        Ok(Ok(Settled::Response(head, rest))) => (head, rest),
+        Ok(Err(err)) => return Err(head_failed(Some(err), exit, deadline, r, &tag).await),
+        Err(_) => return Err(head_failed(None, exit, deadline, r, &tag).await),
+    };
+
+    // HEAD, 204 and 304 carry no body; the program may still write one.
+    let bodiless = parts.method == Method::HEAD
+        || head.status == StatusCode::NO_CONTENT
+        || head.status == StatusCode::NOT_MODIFIED;
+    let body = if bodiless {
+        output::drain(rest, guard, deadline);
+        Body::empty()
+    } else {
+        Body::stream(output::ScriptBody::new(rest, guard, deadline, tag))
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = head.status;
+    *response.headers_mut() = head.headers;
+    Ok(Reply::Response(response))
 }
+
+/// Step 1 off the async workers (it stats and canonicalises paths).
+async fn locate(config: &Arc<Config>, route: usize, path: &str) -> Result<Script, Error> {
+    let (config, path) = (config.clone(), path.to_owned());
+    tokio::task::spawn_blocking(move || script::locate(&config.cgi[route], &path))
+        .await
+        .map_err(|e| Error::internal(format!("looking up a CGI program: {e}")))?
+}
+
+/// A spawn failure, in words that say what to fix.
+fn spawn_failed(script: &Script, err: &io::Error, tag: &Tag) -> Error {
+    let program = script.argv[0].to_string_lossy();
+    let interpreted = script.argv.len() > 1;
+    let why = match err.kind() {
+        io::ErrorKind::NotFound if interpreted => format!(
+            "cannot start its interpreter `{program}`: No such file or directory (is it installed, \
+             and on the PATH passed to CGI programs? see `interpreters` and `pass_env`)"
+        ),
+        io::ErrorKind::NotFound => format!(
+            "cannot be executed: No such file or directory (the interpreter named in its #! line \
+             is missing, or it has CRLF line ends): {err}"
+        ),
+        _ => format!("cannot be started ({program}): {err}"),
+    };
+    tracing::error!(id = %tag.id, script = %tag.script, "CGI program {why}");
+    let kind = match err.kind() {
+        io::ErrorKind::PermissionDenied if !interpreted => ErrorKind::Forbidden,
+        _ => ErrorKind::ScriptFailed,
+    };
+    Error::upstream(kind).with_cause(msg(why))
+}
+
+/// Why the head could not be had; `None` for the deadline. Logs the reason.
+async fn head_failed(
+    err: Option<HeadError>,
+    mut exit: watch::Receiver<Option<std::process::ExitStatus>>,
+    deadline: Instant,
+    route: &CgiRoute,
+    tag: &Tag,
+) -> Error {
+    let timeout = || {
+        let why = format!(
+            "sent no complete headers within its timeout of {:?}; its process group was killed",
+            route.timeout
+        );
+        (ErrorKind::GatewayTimeout, why)
+    };
+    let (kind, why) = match err {
+        None => timeout(),
+        // The reaper kills at the deadline too; the EOF that follows is ours.
+        Some(HeadError::NoHeaderBlock) if Instant::now() >= deadline => timeout(),
+        Some(HeadError::NoHeaderBlock) => (
+            ErrorKind::ScriptFailed,
+            no_head_block(&mut exit, deadline).await,
+        ),
+        Some(HeadError::MissingContentType) => (
+            ErrorKind::ScriptFailed,
+            "sent headers without Content-Type, Status or Location".to_owned(),
+        ),
+        Some(e @ (HeadError::Malformed(_) | HeadError::TooLarge)) => {
+            (ErrorKind::BadGateway, e.to_string())
+        }
+        Some(e @ HeadError::Io(_)) => (ErrorKind::Internal, e.to_string()),
+    };
+    tracing::error!(id = %tag.id, script = %tag.script, "CGI program {why}");
+    Error::upstream(kind).with_cause(msg(why))
+}
+
+/// Explain output that ended without a header block, by the exit status.
+async fn no_head_block(
+    exit: &mut watch::Receiver<Option<std::process::ExitStatus>>,
+    deadline: Instant,
+) -> String {
+    let wait = (Instant::now() + EXIT_WAIT).min(deadline);
+    let status = tokio::time::timeout_at(wait, exit.wait_for(Option::is_some))
+        .await
+        .ok()
+        .and_then(|r| r.ok().and_then(|s| *s));
+    match status {
+        Some(status) if !status.success() => format!(
+            "{} before sending its headers (see its stderr above)",
+            process::describe(status)
+        ),
+        Some(_) => "printed no blank line after its headers (or printed nothing)".to_owned(),
+        None => "closed its output before sending its headers".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests;
