@@ -217,7 +217,7 @@ async fn locate(config: &Arc<Config>, route: usize, path: &str) -> Result<Script
         .map_err(|e| Error::internal(format!("looking up a CGI program: {e}")))?
 }
 
-/// A spawn failure, in words that say what to fix.
+/// A spawn failure, in words that say what to fix (`service` logs it).
 fn spawn_failed(script: &Script, err: &io::Error, tag: &Tag) -> Error {
     let program = script.argv[0].to_string_lossy();
     let interpreted = script.argv.len() > 1;
@@ -232,15 +232,15 @@ fn spawn_failed(script: &Script, err: &io::Error, tag: &Tag) -> Error {
         ),
         _ => format!("cannot be started ({program}): {err}"),
     };
-    tracing::error!(id = %tag.id, script = %tag.script, "CGI program {why}");
     let kind = match err.kind() {
         io::ErrorKind::PermissionDenied if !interpreted => ErrorKind::Forbidden,
         _ => ErrorKind::ScriptFailed,
     };
-    Error::upstream(kind).with_cause(msg(why))
+    Error::upstream(kind).with_cause(msg(format!("CGI program {}: {why}", tag.script)))
 }
 
-/// Why the head could not be had; `None` for the deadline. Logs the reason.
+/// Why the head could not be had; `None` for the deadline. The cause says
+/// it in words a user can act on; `service` logs it with the request id.
 async fn head_failed(
     err: Option<HeadError>,
     mut exit: watch::Receiver<Option<std::process::ExitStatus>>,
@@ -272,8 +272,7 @@ async fn head_failed(
         }
         Some(e @ HeadError::Io(_)) => (ErrorKind::Internal, e.to_string()),
     };
-    tracing::error!(id = %tag.id, script = %tag.script, "CGI program {why}");
-    Error::upstream(kind).with_cause(msg(why))
+    Error::upstream(kind).with_cause(msg(format!("CGI program {}: {why}", tag.script)))
 }
 
 /// Explain output that ended without a header block, by the exit status.

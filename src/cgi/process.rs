@@ -161,6 +161,7 @@ pub fn spawn(
             armed: true,
             tasks: Vec::new(),
             tag: tag.clone(),
+            exit: exit.clone(),
         },
         exit,
     })
@@ -222,6 +223,7 @@ pub struct KillGuard {
     armed: bool,
     tasks: Vec<AbortHandle>,
     tag: Tag,
+    exit: watch::Receiver<Option<ExitStatus>>,
 }
 
 impl KillGuard {
@@ -249,7 +251,10 @@ impl Drop for KillGuard {
             task.abort();
         }
         if self.armed {
-            tracing::debug!(id = %self.tag.id, script = %self.tag.script, "request ended before the CGI program's output did; killing its process group");
+            // Still killed when the leader has exited: its children may not have.
+            if self.exit.borrow().is_none() {
+                tracing::info!(id = %self.tag.id, script = %self.tag.script, "request ended before the CGI program's output did (client gone, timeout or bad output); killing its process group");
+            }
             kill_group(self.pgid);
         }
     }
@@ -266,6 +271,7 @@ pub fn test_guard(pgid: i32) -> KillGuard {
             id: RequestId(0),
             script: "test".into(),
         },
+        exit: watch::channel(None).1,
     }
 }
 
