@@ -544,3 +544,34 @@ fn failures_are_explained() {
     let log = site.srv.wait_for_stderr("3.13");
     assert!(log.contains("Python 3.13"), "{log}");
 }
+
+/// Only stdin, stdout and stderr reach the child: no listening socket,
+/// client connection, spool file or log file of the server.
+#[test]
+fn no_descriptor_leaks_into_the_child() {
+    let site = Site::new(&[]);
+    // fstat opens nothing itself, unlike listing /proc/self/fd.
+    site.add(
+        "fds.py",
+        "import os, sys\n\
+         open_fds = []\n\
+         for fd in range(3, 1024):\n    \
+             try:\n        os.fstat(fd)\n        open_fds.append(fd)\n    \
+             except OSError:\n        pass\n\
+         sys.stdin.buffer.read()\n\
+         sys.stdout.write('Content-Type: text/plain\\r\\n\\r\\n' + repr(open_fds))\n",
+        0o644,
+    );
+    // An idle keep-alive connection is open on the side while it runs.
+    let idle = std::net::TcpStream::connect(site.addr()).unwrap();
+    let body = reqwest::blocking::Body::new(std::io::Cursor::new(noise(2 << 20)));
+    let text = client()
+        .post(site.url("/cgi-bin/fds.py"))
+        .body(body)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert_eq!(text, "[]");
+    drop(idle);
+}

@@ -59,7 +59,10 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    /// Also marks inherited descriptors close-on-exec (see
+    /// [`process::close_inherited_on_exec`]).
     pub fn new(config: &Config) -> Self {
+        process::close_inherited_on_exec();
         let slots = config
             .cgi
             .iter()

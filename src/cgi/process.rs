@@ -76,6 +76,34 @@ impl Live {
     }
 }
 
+/// Mark every descriptor this process inherited close-on-exec, so no CGI
+/// child receives one. Rust opens its own descriptors with `O_CLOEXEC`, but
+/// whatever started the server may have left some open without it (a
+/// jobserver pipe, a supervisor's socket), and `exec` would hand those to
+/// every program. Called once at start-up; safe to call again.
+pub fn close_inherited_on_exec() {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    for entry in dir.flatten() {
+        let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if fd < 3 {
+            continue;
+        }
+        // SAFETY: `fd` is listed as open and is only borrowed for this one
+        // fcntl call. Should another thread close it meanwhile, the call
+        // fails with EBADF or marks a new descriptor close-on-exec, which
+        // it should be anyway; no data is read or written through it.
+        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let _ = nix::fcntl::fcntl(
+            borrowed,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        );
+    }
+}
+
 fn kill_group(pgid: i32) {
     // ESRCH: the group is already gone, which is what we wanted.
     let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
