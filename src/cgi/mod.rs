@@ -26,6 +26,8 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use futures_util::Stream;
 use http::request::Parts;
 use http::{Method, Response, StatusCode};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
@@ -37,7 +39,7 @@ use crate::config::{CgiRoute, Config};
 use crate::context::RequestCtx;
 use crate::error::{msg, Error, ErrorKind, Side};
 use crate::gateway::env::{self, EnvOptions, ScriptInfo};
-use crate::gateway::response::{self, HeadError, HeadParser, Mode, Settled};
+use crate::gateway::response::{self, GatewayHead, HeadError, HeadParser, Mode, Settled};
 use crate::reply::Reply;
 
 use self::process::{Live, Spawned, Tag};
@@ -137,21 +139,7 @@ pub async fn handle(
         script: script.script_name.as_str().into(),
     };
     let input = input::prepare(&parts, body, config.limits.max_request_body, deadline).await?;
-    let vars = env::build(
-        &parts,
-        ctx,
-        &ScriptInfo {
-            script_name: &script.script_name,
-            path_info: script.path_info.as_deref(),
-            script_filename: &script.file,
-        },
-        &EnvOptions {
-            pass_authorization: r.pass_authorization,
-            content_length: input.content_length(),
-            document_root: config.document_root.as_deref(),
-            extra: &r.env,
-        },
-    );
+    let vars = environment(&parts, ctx, r, &script, input.content_length());
     let permit = rt.slot(r, route, deadline).await?;
     let Spawned {
         stdin,
@@ -171,33 +159,89 @@ pub async fn handle(
     let feeder = tokio::spawn(tokio::time::timeout_at(deadline, input::feed(stdin, input)));
     guard.own_task(feeder.abort_handle());
 
-    let mode = if script.nph { Mode::Nph } else { Mode::Cgi };
-    let parser = HeadParser::new(mode, response::MAX_HEAD_BYTES);
     let stdout = ReaderStream::with_capacity(stdout, READ_CHUNK);
-    let (head, rest) =
-        match tokio::time::timeout_at(deadline, response::read_head(stdout, parser)).await {
-            Ok(Ok(parsed)) => parsed,
-            Ok(Err(err)) => return Err(head_failed(Some(err), exit, deadline, r, &tag).await),
-            Err(_) => return Err(head_failed(None, exit, deadline, r, &tag).await),
-        };
-
-    let (head, rest) = match tokio::time::timeout_at(
-        deadline,
-        response::settle_local_redirect(head, rest),
-    )
-    .await
-    {
-        Ok(Ok(Settled::LocalRedirect(target))) => {
+    match read_answer(stdout, script.nph, deadline).await {
+        Ok(Settled::LocalRedirect(target)) => {
             guard.disarm();
-            return Ok(Reply::LocalRedirect(target));
+            Ok(Reply::LocalRedirect(target))
         }
-        Ok(Ok(Settled::Response(head, rest))) => (head, rest),
-        Ok(Err(err)) => return Err(head_failed(Some(err), exit, deadline, r, &tag).await),
-        Err(_) => return Err(head_failed(None, exit, deadline, r, &tag).await),
-    };
+        Ok(Settled::Response(head, rest)) => {
+            let body_wanted = parts.method != Method::HEAD;
+            Ok(Reply::Response(respond(
+                head,
+                rest,
+                body_wanted,
+                guard,
+                deadline,
+                tag,
+            )))
+        }
+        Err(err) => Err(head_failed(err, exit, deadline, r, &tag).await),
+    }
+}
 
-    // HEAD, 204 and 304 carry no body; the program may still write one.
-    let bodiless = parts.method == Method::HEAD
+/// Step 3: the RFC 3875 variables for this program.
+fn environment(
+    parts: &Parts,
+    ctx: &RequestCtx,
+    route: &CgiRoute,
+    script: &Script,
+    content_length: Option<u64>,
+) -> Vec<env::Var> {
+    env::build(
+        parts,
+        ctx,
+        &ScriptInfo {
+            script_name: &script.script_name,
+            path_info: script.path_info.as_deref(),
+            script_filename: &script.file,
+        },
+        &EnvOptions {
+            pass_authorization: route.pass_authorization,
+            content_length,
+            document_root: ctx.config.document_root.as_deref(),
+            extra: &route.env,
+        },
+    )
+}
+
+/// Step 7: the head, and for a local redirect the proof that no body
+/// follows. `Err(None)` when the deadline passed.
+async fn read_answer<S>(
+    stdout: S,
+    nph: bool,
+    deadline: Instant,
+) -> Result<Settled<S>, Option<HeadError>>
+where
+    S: Stream<Item = io::Result<Bytes>> + Unpin,
+{
+    let mode = if nph { Mode::Nph } else { Mode::Cgi };
+    let parser = HeadParser::new(mode, response::MAX_HEAD_BYTES);
+    let answer = async {
+        let (head, rest) = response::read_head(stdout, parser).await?;
+        response::settle_local_redirect(head, rest).await
+    };
+    match tokio::time::timeout_at(deadline, answer).await {
+        Ok(settled) => settled.map_err(Some),
+        Err(_) => Err(None),
+    }
+}
+
+/// Step 8: the response; its body streams the rest of stdout and owns the
+/// guard. HEAD, 204 and 304 send no body, but the program may still write
+/// one: it is drained rather than killed for it.
+fn respond<S>(
+    head: GatewayHead,
+    rest: S,
+    body_wanted: bool,
+    guard: process::KillGuard,
+    deadline: Instant,
+    tag: Tag,
+) -> Response<Body>
+where
+    S: Stream<Item = io::Result<Bytes>> + Unpin + Send + 'static,
+{
+    let bodiless = !body_wanted
         || head.status == StatusCode::NO_CONTENT
         || head.status == StatusCode::NOT_MODIFIED;
     let body = if bodiless {
@@ -209,7 +253,7 @@ pub async fn handle(
     let mut response = Response::new(body);
     *response.status_mut() = head.status;
     *response.headers_mut() = head.headers;
-    Ok(Reply::Response(response))
+    response
 }
 
 /// Step 1 off the async workers (it stats and canonicalises paths).
