@@ -73,6 +73,8 @@ CFG = {
     "label": os.environ.get("LABEL", ""),
     "note": os.environ.get("NOTE", ""),
     "pause": env_float("PAUSE", 1),
+    "settle_max": env_float("SETTLE_MAX", 60),
+    "mem_guard": env_int("MEM_GUARD_MIB", 3072) * 2**20,
 }
 for c in CFG["cases"]:
     if c not in [x[0] for x in ALL_CASES]:
@@ -292,7 +294,8 @@ class Sampler(threading.Thread):
     def add(self, name, sid, exes):
         with self.lock:
             self.groups[name] = {"sid": sid, "exes": set(exes), "prev": set(), "tag": "start",
-                                 "peaks": {}, "hwm": {}, "last": 0, "pids": set()}
+                                 "peaks": {}, "pss_peaks": {}, "threads": {}, "hwm": {}, "last": 0,
+                                 "last_pss": 0, "pids": set(), "others": 0}
 
     def remove(self, name):
         with self.lock:
@@ -303,25 +306,33 @@ class Sampler(threading.Thread):
             if name in self.groups:
                 self.groups[name]["tag"] = tag
 
-    def peaks(self, name):
+    def peaks(self, name, kind="peaks"):
         with self.lock:
             g = self.groups.get(name)
-            return dict(g["peaks"]) if g else {}
+            return dict(g[kind]) if g else {}
+
+    def others(self, name):
+        """Processes of the group's session that are not its executables
+        (CGI children still running), at the last scan."""
+        with self.lock:
+            g = self.groups.get(name)
+            return g["others"] if g else 0
 
     def reset(self, name, tag):
         with self.lock:
             g = self.groups.get(name)
             if g:
                 g["peaks"].pop(tag, None)
+                g["pss_peaks"].pop(tag, None)
                 g["tag"] = tag
 
     def measure(self, name):
-        """Sample once now (after two scans) and return the RSS sum in bytes."""
+        """Sample now (two scans) and return (RSS sum, PSS sum) in bytes."""
         self.scan()
         time.sleep(0.05)
         self.scan()
         with self.lock:
-            return self.groups[name]["last"]
+            return self.groups[name]["last"], self.groups[name]["last_pss"]
 
     def hwm_sum(self, name):
         with self.lock:
@@ -347,22 +358,56 @@ class Sampler(threading.Thread):
                 continue
             rss = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
             hwm = re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)
+            thr = re.search(r"^Threads:\s+(\d+)", status, re.M)
             if rss:
-                found[name][pid] = (exe, int(rss.group(1)) * 1024, int(hwm.group(1)) * 1024 if hwm else 0)
+                found[name][pid] = [exe, int(rss.group(1)) * 1024, int(hwm.group(1)) * 1024 if hwm else 0,
+                                    int(thr.group(1)) if thr else 0, 0]
         with self.lock:
             for name, procs in found.items():
                 g = self.groups.get(name)
                 if g is None:
                     continue
                 mine = {pid: v for pid, v in procs.items() if not g["exes"] or v[0] in g["exes"]}
+                g["others"] = len(procs) - len(mine)
                 counted = [pid for pid in mine if pid in g["prev"]]
                 g["prev"] = set(mine)
                 total = sum(mine[pid][1] for pid in counted)
                 g["last"] = total
                 g["pids"] = set(counted)
-                g["peaks"][g["tag"]] = max(g["peaks"].get(g["tag"], 0), total)
+                tag = g["tag"]
+                g["peaks"][tag] = max(g["peaks"].get(tag, 0), total)
+                g["threads"][tag] = max(g["threads"].get(tag, 0), sum(mine[pid][3] for pid in counted))
                 for pid in counted:
                     g["hwm"][pid] = max(g["hwm"].get(pid, 0), mine[pid][2])
+                g["todo_pss"] = counted
+        # PSS (shared pages divided among their users) outside the lock
+        for name in found:
+            with self.lock:
+                g = self.groups.get(name)
+                pids = list(g.get("todo_pss", [])) if g else []
+            pss = 0
+            for pid in pids:
+                try:
+                    with open(f"/proc/{pid}/smaps_rollup") as f:
+                        m = re.search(r"^Pss:\s+(\d+) kB", f.read(), re.M)
+                        pss += int(m.group(1)) * 1024 if m else 0
+                except OSError:
+                    pass
+            with self.lock:
+                g = self.groups.get(name)
+                if g:
+                    g["last_pss"] = pss
+                    g["pss_peaks"][g["tag"]] = max(g["pss_peaks"].get(g["tag"], 0), pss)
+        try:
+            with open("/proc/meminfo") as f:
+                m = re.search(r"^MemAvailable:\s+(\d+) kB", f.read(), re.M)
+            avail = int(m.group(1)) * 1024
+            self.mem_min = min(getattr(self, "mem_min", avail), avail)
+            self.low_memory = avail < CFG["mem_guard"]
+        except (OSError, AttributeError):
+            pass
+
+    low_memory = False
 
     def run(self):
         while not self.halt.wait(self.interval):
@@ -800,6 +845,9 @@ class Caddy(Server):
         # like nginx it reaches the CGI programs through fcgiwrap. Its
         # fastcgi transport without `split` puts the whole path in PATH_INFO,
         # so SCRIPT_FILENAME and SCRIPT_NAME are set explicitly.
+        # php_fastcgi is limited to *.php paths (as nginx's `location ~ \.php$`):
+        # unscoped, its try_files stat()s every static request too, which
+        # cost Caddy two thirds of its static rate here.
         with open(os.path.join(W, "conf", "Caddyfile"), "w") as f:
             f.write(f"""{{
   admin off
@@ -826,7 +874,8 @@ http://127.0.0.1:{self.port} {{
   }}
   handle {{
     root * {W}/htdocs
-    php_fastcgi unix/{PHP_SOCK}
+    @php path *.php
+    php_fastcgi @php unix/{PHP_SOCK}
     file_server
   }}
 }}
@@ -842,7 +891,7 @@ SERVER_CLASSES = {"gatehouse": Gatehouse, "nginx": Nginx, "lighttpd": Lighttpd, 
 # load generation
 
 
-def check(port, path, marker, size, timeout=15):
+def check(port, path, marker, size, timeout=30):
     """One request; None when the answer is right, else what was wrong."""
     try:
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
@@ -898,13 +947,28 @@ def wrk(port, path, conns, duration):
     duration = max(1, int(round(duration)))
     cmd = ["taskset", "-c", CFG["client_cpus"], "wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}s",
            f"--timeout={CFG['wrk_timeout']}", "--latency", f"http://127.0.0.1:{port}{path}"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    guard = None
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
-    except subprocess.TimeoutExpired:
-        return {"error": "wrk did not finish", "rps": 0.0}
-    out = p.stdout
+        end = time.time() + duration + 60
+        while p.poll() is None:
+            if SAMPLER.low_memory:
+                guard = f"memory guard: less than {CFG['mem_guard'] >> 20} MiB available, load stopped"
+                p.kill()
+            elif time.time() > end:
+                guard = "wrk did not finish"
+                p.kill()
+            time.sleep(0.1)
+        out, err = p.communicate()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    if guard:
+        log("  " + guard)
+        return {"error": guard, "rps": 0.0, "raw": out + err}
     r = parse_wrk(out)
-    r["raw"] = out + p.stderr
+    r["raw"] = out + err
     if "requests in" not in out:
         r["error"] = "wrk: " + ((p.stderr or out).strip().splitlines() or ["no output"])[0][:100]
     return r
@@ -915,9 +979,27 @@ def median(xs):
     return statistics.median(xs) if xs else None
 
 
+def settle(srv):
+    """Wait until the CGI children the last load started have all ended (in
+    the server's session and fcgiwrap's), at most SETTLE_MAX seconds, so that
+    one case's leftovers do not load the next. Returns the seconds waited."""
+    t0 = time.time()
+    groups = [srv.name] + (["fcgiwrap"] if "fcgiwrap" in BACKENDS else [])
+    while time.time() - t0 < CFG["settle_max"]:
+        SAMPLER.scan()
+        if not any(SAMPLER.others(g) for g in groups) and not SAMPLER.low_memory:
+            break
+        time.sleep(0.2)
+    waited = time.time() - t0
+    if waited > 2:
+        log(f"  waited {waited:.0f} s for {srv.name}'s CGI children to end")
+    return waited
+
+
 def run_case(srv, case, results):
     name, path, marker, size = case
     out = results.setdefault(name, {})
+    settle(srv)
     err = check(srv.port, path, marker, size)
     if err:
         log(f"  {srv.name} {name}: ERROR {err}")
@@ -938,6 +1020,7 @@ def run_case(srv, case, results):
             if not srv.alive():
                 break
             time.sleep(CFG["pause"])
+            settle(srv)
         entry = {"runs": [{k: v for k, v in r.items() if k != "raw"} for r in runs],
                  "raw": [r.get("raw", "") for r in runs]}
         entry["rps"] = median([r.get("rps") for r in runs])
@@ -945,14 +1028,17 @@ def run_case(srv, case, results):
         entry["p99_ms"] = median([r.get("p99_ms") for r in runs])
         entry["error_fraction"] = median([r.get("error_fraction") for r in runs])
         entry["peak_rss"] = SAMPLER.peaks(srv.name).get(tag)
+        entry["peak_pss"] = SAMPLER.peaks(srv.name, "pss_peaks").get(tag)
+        entry["peak_threads"] = SAMPLER.peaks(srv.name, "threads").get(tag)
         if not srv.alive():
             entry["error"] = f"server died ({tail(os.path.join(W, 'logs', srv.name + '.log'), 2)})"[:160]
         elif not entry["rps"]:
             errs = [r["error"] for r in runs if r.get("error")]
             entry["error"] = errs[0] if errs else "no successful responses"
         out[str(conns)] = entry
-        log(f"  {srv.name} {name} c={conns}: {entry['rps'] or 0:.0f} req/s p50 {entry['p50_ms']} ms "
-            f"p99 {entry['p99_ms']} ms err {100 * (entry['error_fraction'] or 0):.1f}%"
+        log(f"  {srv.name} {name} c={conns}: {entry['rps'] or 0:.0f} req/s p50 {fmt_ms(entry['p50_ms'])} ms "
+            f"p99 {fmt_ms(entry['p99_ms'])} ms err {100 * (entry['error_fraction'] or 0):.1f}% "
+            f"RSS {fmt_mib(entry['peak_rss'])} MiB, {entry['peak_threads']} threads"
             + (f" ERROR {entry['error']}" if entry.get("error") else ""))
         if not srv.alive():
             log(f"  {srv.name} died; restarting it for the next case")
@@ -975,15 +1061,19 @@ def bench_server(srv, results):
         return
     try:
         time.sleep(1)
-        res["rss_idle"] = SAMPLER.measure(srv.name)
-        log(f"{srv.name}: idle RSS {res['rss_idle'] / 2**20:.1f} MiB")
+        res["rss_idle"], res["pss_idle"] = SAMPLER.measure(srv.name)
+        log(f"{srv.name}: idle RSS {res['rss_idle'] / 2**20:.1f} MiB (PSS {res['pss_idle'] / 2**20:.1f})")
         for case in ALL_CASES:
             if case[0] in CFG["cases"]:
                 run_case(srv, case, res["cases"])
         time.sleep(2)
+        settle(srv)
+        time.sleep(1)
         if srv.alive():
-            res["rss_idle_after"] = SAMPLER.measure(srv.name)
+            res["rss_idle_after"], res["pss_idle_after"] = SAMPLER.measure(srv.name)
         res["rss_peaks"] = SAMPLER.peaks(srv.name)
+        res["pss_peaks"] = SAMPLER.peaks(srv.name, "pss_peaks")
+        res["thread_peaks"] = SAMPLER.peaks(srv.name, "threads")
     finally:
         srv.stop()
 
@@ -1067,13 +1157,14 @@ def stream_one(srv, kind):
         time.sleep(0.3)
         SAMPLER.scan()
         peak = SAMPLER.peaks(srv.name).get("stream", 0)
+        peak_pss = SAMPLER.peaks(srv.name, "pss_peaks").get("stream", 0)
         hwm = SAMPLER.hwm_sum(srv.name)
         backend_peak = None
         if kind == "upload-php" and "php-fpm" in BACKENDS:
             backend_peak = SAMPLER.peaks("php-fpm").get(f"{srv.name}:stream")
     finally:
         srv.stop()
-    res = {"peak_rss": peak, "hwm_sum": hwm}
+    res = {"peak_rss": peak, "peak_pss": peak_pss, "hwm_sum": hwm}
     if backend_peak:
         res["php_fpm_peak_rss"] = backend_peak
     parts = r.stdout.split()
@@ -1140,7 +1231,10 @@ def cell(e):
 
 
 def good(e):
-    return e is not None and not e.get("error") and e.get("rps")
+    """A figure that can be compared: it worked and at most 5 % of the
+    requests failed (a server that fails most requests is not the best peer,
+    whatever its req/s)."""
+    return e is not None and not e.get("error") and bool(e.get("rps")) and (e.get("error_fraction") or 0) <= 0.05
 
 
 def machine():
@@ -1183,7 +1277,8 @@ def report(data):
           + f"; {meta.get('php', '')}; flup {meta.get('flup', '?')}.",
           f"- Run time {meta.get('elapsed_s', 0) / 60:.1f} min.", ""]
     L += ["Cells: requests/s · p50/p99 latency in ms (each the median over the runs). "
-          "⚠ marks runs with more than 1 % errors (non-2xx, socket errors, timeouts). "
+          "⚠ marks runs with more than 1 % errors (non-2xx, socket errors, timeouts); a server with more than 5 % "
+          "is not counted as the best peer, and gatehouse with more than 5 % counts as failed. "
           "`ERR` is a case that did not work on that server (one checked request before the load).", ""]
 
     lim = data.get("limits", {})
@@ -1224,6 +1319,9 @@ def report(data):
                     pr = gh["p99_ms"] / min(p99s) if p99s and gh.get("p99_ms") else None
                     ratios[(case, c)] = (r, pr)
                     row += [f"{r:.2f}×", f"{pr:.2f}×" if pr else "–"]
+                elif best:  # gatehouse failed where a peer did not
+                    ratios[(case, c)] = (0.0, None)
+                    row += ["0 (gatehouse failed)", "–"]
                 else:
                     row += ["–", "–"]
             L.append("| " + " | ".join(row) + " |")
@@ -1250,21 +1348,31 @@ def report(data):
         L.append("")
 
     # memory
-    L += ["## Memory (RSS summed over the server's own processes, MiB)", "",
+    L += ["## Memory (summed over the server's own processes, MiB: RSS / PSS)", "",
           "Master and workers (processes running the server's executable; CGI children and the shared backends "
-          "are not counted), sampled every "
-          f"{cfg['sample_interval']:g} s.", "",
+          f"are not counted), sampled every {cfg['sample_interval']:g} s. RSS counts a page shared by several "
+          "processes (libraries, a file mapped by every worker) once per process; PSS divides it among them. "
+          "Threads: the most seen at once.", "",
           "| server | idle at start | " + " | ".join(f"peak at {c} conns" for c in cfg["connections"])
-          + " | peak overall | idle after the load |", "|" + "---|" * (4 + len(cfg["connections"]))]
+          + " | peak overall | idle after the load | threads (peak) |",
+          "|" + "---|" * (5 + len(cfg["connections"]))]
+
+    def both(rss, pss):
+        return "–" if not rss else f"{fmt_mib(rss)} / {fmt_mib(pss)}"
+
     for s in servers:
         d = data["servers"][s]
-        peaks = d.get("rss_peaks", {})
+        peaks, psss = d.get("rss_peaks", {}), d.get("pss_peaks", {})
         per_c = []
         for c in cfg["connections"]:
             v = [b for t, b in peaks.items() if t.endswith(f"@{c}")]
-            per_c.append(fmt_mib(max(v)) if v else "–")
-        L.append(f"| {s} | {fmt_mib(d.get('rss_idle'))} | " + " | ".join(per_c)
-                 + f" | {fmt_mib(max(peaks.values()) if peaks else None)} | {fmt_mib(d.get('rss_idle_after'))} |")
+            p = [b for t, b in psss.items() if t.endswith(f"@{c}")]
+            per_c.append(both(max(v), max(p) if p else None) if v else "–")
+        thr = d.get("thread_peaks", {})
+        L.append(f"| {s} | {both(d.get('rss_idle'), d.get('pss_idle'))} | " + " | ".join(per_c)
+                 + f" | {both(max(peaks.values()) if peaks else None, max(psss.values()) if psss else None)}"
+                 + f" | {both(d.get('rss_idle_after'), d.get('pss_idle_after'))}"
+                 + f" | {max(thr.values()) if thr else '–'} |")
     L.append("")
     bk = data.get("backend_rss", {})
     if bk:
@@ -1276,7 +1384,8 @@ def report(data):
     if st:
         n = cfg["stream_bytes"]
         L += [f"## Streaming memory ({n / 2**30:g} GiB through a freshly started server)", "",
-              "Peak RSS of the server's processes (sampled sum / sum of VmHWM), MiB, and the transfer rate.", "",
+              "Peak memory of the server's processes, MiB: sampled RSS sum / sampled PSS sum / sum of the "
+              "processes' VmHWM (the kernel's own RSS peak, which sampling cannot miss); and the transfer rate.", "",
               "| server | upload to CGI (reads stdin to EOF) | upload to php-fpm (php://input in chunks) | "
               "download (static file) |", "|---|---|---|---|"]
         for s in servers:
@@ -1289,7 +1398,8 @@ def report(data):
                     row.append("ERR: " + r["error"].replace("|", "/")[:60]
                                + (f" (peak {fmt_mib(r.get('peak_rss'))})" if r.get("peak_rss") else ""))
                 else:
-                    row.append(f"{fmt_mib(r.get('peak_rss'))} / {fmt_mib(r.get('hwm_sum'))} MiB · "
+                    row.append(f"{fmt_mib(r.get('peak_rss'))} / {fmt_mib(r.get('peak_pss'))} / "
+                               f"{fmt_mib(r.get('hwm_sum'))} MiB · "
                                f"{r.get('mb_per_s') or 0:.0f} MB/s")
             L.append("| " + " | ".join(row) + " |")
         L.append("")
@@ -1420,6 +1530,7 @@ def main():
         cleanup()
         SAMPLER.halt.set()
     data["meta"]["loadavg_end"] = " ".join(open("/proc/loadavg").read().split()[0:3])
+    data["meta"]["mem_available_min_mib"] = getattr(SAMPLER, "mem_min", 0) >> 20
     data["meta"]["elapsed_s"] = time.time() - t0
     md = report(data)
     with open(os.path.join(outdir, f"{stamp}.json"), "w") as f:
