@@ -1,5 +1,15 @@
 //! The FastCGI gateway: pooled connections to responders (php-fpm, flup).
 
+pub mod conn;
+pub mod params;
+pub mod pool;
+pub mod record;
+pub mod stream;
+pub mod values;
+
+#[cfg(test)]
+mod testing;
+
 use http::request::Parts;
 
 use crate::body::RequestBody;

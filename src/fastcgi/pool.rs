@@ -1,0 +1,393 @@
+//! Connection pools: one per backend, and the choice of backend per request.
+//!
+//! Each kept-alive php-fpm connection pins a worker, so a backend's busy plus
+//! idle connections never exceed its capacity: what it reports through
+//! FCGI_GET_VALUES (FCGI_MAX_CONNS), lowered to the route's `max_conns`, or a
+//! default when it does not answer. A request prefers an idle connection to a
+//! new one, and waits a bounded time for one to free up (then 503) rather than
+//! pile onto a saturated backend.
+//!
+//! Across the backends of a route the least busy one is chosen; one that
+//! refuses connections is skipped for a growing back-off (passive health) and
+//! the request moves on to the next.
+
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, OnceCell};
+
+use super::stream::BackendStream;
+use super::values;
+use crate::config::BackendAddr;
+use crate::error::{Error, ErrorKind};
+
+/// Capacity when the backend does not say and the route does not either.
+pub const DEFAULT_CAPACITY: usize = 16;
+/// flup reports its file-descriptor limit as FCGI_MAX_CONNS; no backend gets
+/// more connections than this without an explicit `max_conns`.
+pub const CAPACITY_CEILING: usize = 128;
+/// How long FCGI_GET_VALUES may take at most.
+const VALUES_TIMEOUT: Duration = Duration::from_secs(1);
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// The settings of one backend, taken from the route that names it.
+#[derive(Debug, Clone)]
+pub struct BackendSettings {
+    pub connect_timeout: Duration,
+    /// Idle connections kept; 0 = a connection per request, no FCGI_KEEP_CONN.
+    pub keepalive: usize,
+    pub max_conns: Option<usize>,
+}
+
+/// Why no connection could be had from one backend.
+#[derive(Debug)]
+pub enum CheckoutError {
+    /// Connecting failed (refused, missing socket, timeout).
+    Connect(io::Error),
+    /// Every connection stayed busy for the whole wait.
+    Full,
+}
+
+#[derive(Default)]
+struct Slots {
+    idle: Vec<BackendStream>,
+    /// Busy plus idle connections, plus those being connected.
+    total: usize,
+}
+
+#[derive(Default)]
+struct Health {
+    failures: u32,
+    down_until: Option<Instant>,
+}
+
+/// One backend address with its pool.
+pub struct Backend {
+    addr: BackendAddr,
+    settings: BackendSettings,
+    slots: Mutex<Slots>,
+    released: Notify,
+    capacity: OnceCell<usize>,
+    health: Mutex<Health>,
+    /// Requests holding or waiting for a connection (for balancing).
+    outstanding: AtomicUsize,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Backend {
+    pub fn new(addr: BackendAddr, settings: BackendSettings) -> Arc<Self> {
+        Arc::new(Backend {
+            addr,
+            settings,
+            slots: Mutex::default(),
+            released: Notify::new(),
+            capacity: OnceCell::new(),
+            health: Mutex::default(),
+            outstanding: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn addr(&self) -> &BackendAddr {
+        &self.addr
+    }
+
+    pub fn settings(&self) -> &BackendSettings {
+        &self.settings
+    }
+
+    /// Connections open now (busy and idle).
+    pub fn open_connections(&self) -> usize {
+        lock(&self.slots).total
+    }
+
+    /// Idle connections kept now.
+    pub fn idle_connections(&self) -> usize {
+        lock(&self.slots).idle.len()
+    }
+
+    /// The capacity once known.
+    pub fn known_capacity(&self) -> Option<usize> {
+        self.capacity.get().copied()
+    }
+
+    /// Close the idle connections (shutdown).
+    pub fn close_idle(&self) {
+        let mut slots = lock(&self.slots);
+        let n = slots.idle.len();
+        slots.idle.clear();
+        slots.total -= n;
+    }
+
+    fn down_until(&self) -> Option<Instant> {
+        lock(&self.health)
+            .down_until
+            .filter(|&until| until > Instant::now())
+    }
+
+    fn mark_up(&self) {
+        let mut health = lock(&self.health);
+        if health.failures > 0 {
+            tracing::info!(backend = %show(&self.addr), "fastcgi backend is accepting connections again");
+        }
+        *health = Health::default();
+    }
+
+    fn mark_down(&self, err: &io::Error) {
+        let mut health = lock(&self.health);
+        let backoff = FIRST_BACKOFF
+            .saturating_mul(1 << health.failures.min(10))
+            .min(MAX_BACKOFF);
+        health.failures += 1;
+        health.down_until = Some(Instant::now() + backoff);
+        tracing::warn!(backend = %show(&self.addr), error = %err, ?backoff, "fastcgi backend marked down");
+    }
+
+    async fn connect(&self) -> io::Result<BackendStream> {
+        match BackendStream::connect(&self.addr, self.settings.connect_timeout).await {
+            Ok(stream) => {
+                self.mark_up();
+                Ok(stream)
+            }
+            Err(err) => {
+                self.mark_down(&err);
+                Err(err)
+            }
+        }
+    }
+
+    /// The most connections this backend may have open, asked once
+    /// (FCGI_GET_VALUES) and remembered. A failed connect is returned and
+    /// leaves it unknown, so the next request asks again.
+    async fn capacity(&self) -> io::Result<usize> {
+        let cap = self
+            .capacity
+            .get_or_try_init(|| async {
+                let stream = self.connect().await?;
+                let timeout = VALUES_TIMEOUT.min(self.settings.connect_timeout);
+                let reported = match values::query(stream, timeout).await {
+                    Ok(v) => v.max_conns.filter(|&n| n > 0),
+                    Err(err) => {
+                        tracing::info!(backend = %show(&self.addr), error = %err, "no FCGI_GET_VALUES answer");
+                        None
+                    }
+                };
+                let configured = self.settings.max_conns;
+                let capacity = match (reported, configured) {
+                    (Some(r), Some(c)) => r.min(c),
+                    (Some(r), None) => r.min(CAPACITY_CEILING),
+                    (None, Some(c)) => c,
+                    (None, None) => DEFAULT_CAPACITY,
+                };
+                tracing::info!(
+                    backend = %show(&self.addr), ?reported, ?configured, capacity,
+                    "fastcgi pool sized"
+                );
+                Ok::<_, io::Error>(capacity.max(1))
+            })
+            .await?;
+        Ok(*cap)
+    }
+
+    /// A connection: an idle one if there is one, a new one while under
+    /// capacity, else wait up to `wait` for one to be released.
+    pub async fn checkout(self: &Arc<Self>, wait: Duration) -> Result<PooledConn, CheckoutError> {
+        let ticket = Outstanding::new(self.clone());
+        let capacity = self.capacity().await.map_err(CheckoutError::Connect)?;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let notified = self.released.notified();
+            tokio::pin!(notified);
+            // Registered before looking, so a release in between is not missed.
+            notified.as_mut().enable();
+            let has_slot = {
+                let mut slots = lock(&self.slots);
+                // Most recently used first: the likeliest to be alive.
+                while let Some(stream) = slots.idle.pop() {
+                    if stream.is_stale() {
+                        slots.total -= 1;
+                        continue;
+                    }
+                    return Ok(PooledConn::new(ticket, Some(stream), true));
+                }
+                let has_slot = slots.total < capacity;
+                if has_slot {
+                    slots.total += 1;
+                }
+                has_slot
+            };
+            if has_slot {
+                // The slot is ours from here; dropping `conn` gives it back
+                // even if this future is cancelled mid-connect.
+                let mut conn = PooledConn::new(ticket, None, false);
+                let stream = self.connect().await.map_err(CheckoutError::Connect)?;
+                conn.stream = Some(stream);
+                return Ok(conn);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(CheckoutError::Full);
+            }
+        }
+    }
+}
+
+/// Counts a request against a backend while it holds or waits for a connection.
+struct Outstanding(Arc<Backend>);
+
+impl Outstanding {
+    fn new(backend: Arc<Backend>) -> Self {
+        backend.outstanding.fetch_add(1, Ordering::Relaxed);
+        Outstanding(backend)
+    }
+}
+
+impl Drop for Outstanding {
+    fn drop(&mut self) {
+        self.0.outstanding.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A connection checked out of a pool. Dropping it closes the connection and
+/// frees its slot; [`PooledConn::release`] keeps it for reuse instead.
+pub struct PooledConn {
+    ticket: Outstanding,
+    stream: Option<BackendStream>,
+    reused: bool,
+    reusable: bool,
+}
+
+impl PooledConn {
+    fn new(ticket: Outstanding, stream: Option<BackendStream>, reused: bool) -> Self {
+        PooledConn {
+            ticket,
+            stream,
+            reused,
+            reusable: false,
+        }
+    }
+
+    pub fn backend(&self) -> &Arc<Backend> {
+        &self.ticket.0
+    }
+
+    /// True when this connection served an earlier request.
+    pub fn reused(&self) -> bool {
+        self.reused
+    }
+
+    /// Whether requests on this connection ask for FCGI_KEEP_CONN.
+    pub fn keep_conn(&self) -> bool {
+        self.backend().settings.keepalive > 0
+    }
+
+    pub fn stream(&mut self) -> &mut BackendStream {
+        self.stream.as_mut().expect("a checked-out connection has a stream")
+    }
+
+    /// Replace a connection that proved stale by a fresh one on the same
+    /// backend, keeping its slot (pingora's `ReusedOnly` retry).
+    pub async fn reconnect(&mut self) -> io::Result<()> {
+        self.stream = None;
+        self.reused = false;
+        self.stream = Some(self.backend().connect().await?);
+        Ok(())
+    }
+
+    /// The request on this connection reached END_REQUEST cleanly: keep it.
+    pub fn release(mut self) {
+        self.reusable = true;
+    }
+}
+
+impl Drop for PooledConn {
+    fn drop(&mut self) {
+        let backend = self.ticket.0.clone();
+        let mut slots = lock(&backend.slots);
+        match self.stream.take() {
+            Some(stream) if self.reusable && slots.idle.len() < backend.settings.keepalive => {
+                slots.idle.push(stream)
+            }
+            _ => slots.total -= 1,
+        }
+        drop(slots);
+        backend.released.notify_one();
+    }
+}
+
+/// The backends of one route.
+pub struct Upstream {
+    backends: Vec<Arc<Backend>>,
+    next: AtomicUsize,
+}
+
+impl Upstream {
+    pub fn new(backends: Vec<Arc<Backend>>) -> Self {
+        Upstream {
+            backends,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn backends(&self) -> &[Arc<Backend>] {
+        &self.backends
+    }
+
+    /// Backends in the order to try: those up, least outstanding first (ties
+    /// in turn), then the one down that comes back soonest, so that a route
+    /// whose backends are all down still tries one instead of failing blind.
+    fn candidates(&self) -> Vec<Arc<Backend>> {
+        let n = self.backends.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let rotated = (0..n).map(|i| &self.backends[(start + i) % n]);
+        let (mut up, mut down): (Vec<_>, Vec<_>) = rotated
+            .map(|b| (b.clone(), b.down_until()))
+            .partition(|(_, until)| until.is_none());
+        // Stable sort keeps the rotation among equals.
+        up.sort_by_key(|(b, _)| b.outstanding.load(Ordering::Relaxed));
+        down.sort_by_key(|(_, until)| *until);
+        let mut order: Vec<_> = up.into_iter().map(|(b, _)| b).collect();
+        if order.is_empty() {
+            order.extend(down.into_iter().take(1).map(|(b, _)| b));
+        }
+        order
+    }
+
+    /// A connection to one of the backends. Connect failures move on to the
+    /// next backend; all failing is 502; a full backend is 503.
+    pub async fn checkout(&self, wait: Duration) -> Result<PooledConn, Error> {
+        let mut last_err = None;
+        for backend in self.candidates() {
+            match backend.checkout(wait).await {
+                Ok(conn) => return Ok(conn),
+                Err(CheckoutError::Full) => {
+                    return Err(Error::upstream(ErrorKind::Overloaded).with_cause(format!(
+                        "all connections to {} busy for {wait:?}",
+                        show(backend.addr())
+                    )))
+                }
+                Err(CheckoutError::Connect(err)) => {
+                    last_err = Some(format!("{}: {err}", show(backend.addr())));
+                }
+            }
+        }
+        Err(Error::upstream(ErrorKind::BadGateway).with_cause(
+            last_err.unwrap_or_else(|| "no fastcgi backend".to_string()),
+        ))
+    }
+}
+
+/// A backend address as configured (`host:port` or `unix:/path`).
+pub fn show(addr: &BackendAddr) -> String {
+    match addr {
+        BackendAddr::Tcp(hp) => hp.clone(),
+        BackendAddr::Unix(path) => format!("unix:{}", path.display()),
+    }
+}
+
+#[cfg(test)]
+mod tests;
