@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 
 use super::params;
-use super::pool::PooledConn;
+use super::pool::{Answered, PooledConn};
 use super::record::{self, kind, protocol_status, EndRequest, RecordCodec, MANAGEMENT_ID};
 use crate::body::{BoxError, RequestBody};
 use crate::context::RequestId;
@@ -157,7 +157,8 @@ async fn run(mut conn: PooledConn, mut req: Request, tx: mpsc::Sender<Event>) {
     let mut retried = false;
     loop {
         let keep_conn = conn.keep_conn();
-        let outcome = attempt(conn.stream(), &mut req, keep_conn, &tx).await;
+        let (stream, answered) = conn.split();
+        let outcome = attempt(stream, answered, &mut req, keep_conn, &tx).await;
         match outcome {
             Outcome::Done { end, reusable } => {
                 if end.app_status != 0 {
@@ -220,6 +221,7 @@ enum WriteEnd {
 
 async fn attempt(
     stream: &mut super::stream::BackendStream,
+    answered: Answered<'_>,
     req: &mut Request,
     keep_conn: bool,
     tx: &mpsc::Sender<Event>,
@@ -302,6 +304,7 @@ async fn attempt(
                 return ReadEnd::Error(record::malformed(why));
             }
             received.store(true, Relaxed);
+            answered.mark();
             match rec.kind {
                 kind::STDOUT if rec.content.is_empty() => {}
                 kind::STDOUT => {

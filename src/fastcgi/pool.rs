@@ -7,12 +7,19 @@
 //! new one, and waits a bounded time for one to free up (then 503) rather than
 //! pile onto a saturated backend.
 //!
+//! A backend that does not report its capacity (php-fpm answers only
+//! FCGI_MPXS_CONNS) can still be oversubscribed: a php-fpm worker serves a
+//! kept-alive connection until it closes, so a new connection made while all
+//! workers are busy waits in the accept backlog behind our own idle ones. So
+//! while a new connection is still waiting for its first byte, released
+//! connections are closed instead of kept, which frees a worker to accept it.
+//!
 //! Across the backends of a route the least busy one is chosen; one that
 //! refuses connections is skipped for a growing back-off (passive health) and
 //! the request moves on to the next.
 
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -74,6 +81,8 @@ pub struct Backend {
     health: Mutex<Health>,
     /// Requests holding or waiting for a connection (for balancing).
     outstanding: AtomicUsize,
+    /// New connections whose request has had no answer yet.
+    unanswered: AtomicUsize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -90,6 +99,7 @@ impl Backend {
             capacity: OnceCell::new(),
             health: Mutex::default(),
             outstanding: AtomicUsize::new(0),
+            unanswered: AtomicUsize::new(0),
         })
     }
 
@@ -225,6 +235,7 @@ impl Backend {
                 // The slot is ours from here; dropping `conn` gives it back
                 // even if this future is cancelled mid-connect.
                 let mut conn = PooledConn::new(ticket, None, false);
+                conn.await_first_byte();
                 let stream = self.connect().await.map_err(CheckoutError::Connect)?;
                 conn.stream = Some(stream);
                 return Ok(conn);
@@ -259,6 +270,7 @@ pub struct PooledConn {
     stream: Option<BackendStream>,
     reused: bool,
     reusable: bool,
+    awaiting_first_byte: AtomicBool,
 }
 
 impl PooledConn {
@@ -268,6 +280,13 @@ impl PooledConn {
             stream,
             reused,
             reusable: false,
+            awaiting_first_byte: AtomicBool::new(false),
+        }
+    }
+
+    fn await_first_byte(&self) {
+        if !self.awaiting_first_byte.swap(true, Ordering::Relaxed) {
+            self.backend().unanswered.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -289,11 +308,22 @@ impl PooledConn {
         self.stream.as_mut().expect("a checked-out connection has a stream")
     }
 
+    /// The stream, and a handle to report the first byte of the answer with.
+    pub fn split(&mut self) -> (&mut BackendStream, Answered<'_>) {
+        let answered = Answered {
+            flag: &self.awaiting_first_byte,
+            backend: &self.ticket.0,
+        };
+        let stream = self.stream.as_mut().expect("a checked-out connection has a stream");
+        (stream, answered)
+    }
+
     /// Replace a connection that proved stale by a fresh one on the same
     /// backend, keeping its slot (pingora's `ReusedOnly` retry).
     pub async fn reconnect(&mut self) -> io::Result<()> {
         self.stream = None;
         self.reused = false;
+        self.await_first_byte();
         self.stream = Some(self.backend().connect().await?);
         Ok(())
     }
@@ -307,15 +337,31 @@ impl PooledConn {
 impl Drop for PooledConn {
     fn drop(&mut self) {
         let backend = self.ticket.0.clone();
+        self.split().1.mark();
+        let keep = self.reusable && backend.unanswered.load(Ordering::Relaxed) == 0;
         let mut slots = lock(&backend.slots);
         match self.stream.take() {
-            Some(stream) if self.reusable && slots.idle.len() < backend.settings.keepalive => {
+            Some(stream) if keep && slots.idle.len() < backend.settings.keepalive => {
                 slots.idle.push(stream)
             }
             _ => slots.total -= 1,
         }
         drop(slots);
         backend.released.notify_one();
+    }
+}
+
+/// Reports that a connection's request got its first byte of answer.
+pub struct Answered<'a> {
+    flag: &'a AtomicBool,
+    backend: &'a Backend,
+}
+
+impl Answered<'_> {
+    pub fn mark(&self) {
+        if self.flag.swap(false, Ordering::Relaxed) {
+            self.backend.unanswered.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 

@@ -52,6 +52,8 @@ pub struct Options {
     pub max_conns: Option<usize>,
     /// Answer right after PARAMS, before reading STDIN.
     pub answer_early: bool,
+    /// Serve one connection at a time, like a single php-fpm worker.
+    pub one_at_a_time: bool,
 }
 
 impl Default for Options {
@@ -59,6 +61,7 @@ impl Default for Options {
         Options {
             max_conns: Some(8),
             answer_early: false,
+            one_at_a_time: false,
         }
     }
 }
@@ -116,7 +119,11 @@ where
             };
             let (script, options, accepts, seen) =
                 (script.clone(), options.clone(), accepts.clone(), seen.clone());
-            tokio::spawn(serve(sock, script, options, accepts, seen));
+            if options.one_at_a_time {
+                serve(sock, script, options, accepts, seen).await;
+            } else {
+                tokio::spawn(serve(sock, script, options, accepts, seen));
+            }
         }
     });
     fake

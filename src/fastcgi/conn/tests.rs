@@ -272,3 +272,33 @@ async fn dropped_receiver_aborts_and_closes() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(b.open_connections(), 0, "the connection is closed, not pooled");
 }
+
+#[tokio::test]
+async fn idle_connections_do_not_starve_a_single_worker_backend() {
+    // One worker that keeps serving a kept-alive connection until it closes,
+    // and no FCGI_MAX_CONNS answer: php-fpm with pm.max_children = 1.
+    let options = Options {
+        max_conns: None,
+        one_at_a_time: true,
+        ..Options::default()
+    };
+    let fake = testing::start(options, |seen| {
+        let mut steps = vec![];
+        if seen.param("SLOW").is_some() {
+            steps.push(Step::Sleep(Duration::from_millis(300)));
+        }
+        steps.extend(answer("\r\nok"));
+        steps
+    })
+    .await;
+    let b = backend(&fake.addr, 4);
+    let slow = {
+        let b = b.clone();
+        tokio::spawn(async move { exchange(&b, request(&[("SLOW", "1")], None, Duration::from_secs(5))).await.0 })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // This one's connection waits in the backlog behind the slow one's.
+    let (out, last) = exchange(&b, request(&[], None, Duration::from_secs(3))).await;
+    assert_eq!(out, b"\r\nok", "{last:?}");
+    assert_eq!(slow.await.unwrap(), b"\r\nok");
+}

@@ -50,8 +50,10 @@ async fn capacity_defaults_when_not_answered() {
 async fn busy_plus_idle_never_exceed_capacity_and_excess_waits() {
     let fake = testing::start(Options { max_conns: Some(2), ..Options::default() }, |_| answer("\r\n")).await;
     let b = Backend::new(fake.addr.clone(), settings(8, None));
-    let c1 = b.checkout(Duration::from_secs(1)).await.unwrap();
-    let c2 = b.checkout(Duration::from_secs(1)).await.unwrap();
+    let mut c1 = b.checkout(Duration::from_secs(1)).await.unwrap();
+    let mut c2 = b.checkout(Duration::from_secs(1)).await.unwrap();
+    c1.split().1.mark();
+    c2.split().1.mark();
     assert_eq!(b.open_connections(), 2);
     // A third waits, then gives up.
     let started = std::time::Instant::now();
@@ -79,6 +81,19 @@ async fn idle_connections_are_capped_by_keepalive() {
     c2.release();
     assert_eq!(b.idle_connections(), 1);
     assert_eq!(b.open_connections(), 1);
+}
+
+#[tokio::test]
+async fn released_connections_close_while_a_new_one_awaits_its_answer() {
+    let fake = testing::start(Options::default(), |_| answer("\r\n")).await;
+    let b = Backend::new(fake.addr.clone(), settings(4, None));
+    let mut c1 = b.checkout(Duration::from_secs(1)).await.unwrap();
+    c1.split().1.mark();
+    let c2 = b.checkout(Duration::from_secs(1)).await.unwrap();
+    c1.release();
+    assert_eq!(b.idle_connections(), 0, "c2 may be queued behind c1 at the backend");
+    c2.release();
+    assert_eq!(b.idle_connections(), 1);
 }
 
 #[tokio::test]
