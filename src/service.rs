@@ -1,1 +1,332 @@
-//! (in progress)
+//! One request, start to finish: id, limits, routing, the local-redirect
+//! loop, error -> response, and the access log.
+//!
+//! Handlers never call back up: a CGI/FastCGI local redirect comes back as
+//! [`Reply::LocalRedirect`] and is re-dispatched here, at most
+//! [`MAX_LOCAL_REDIRECTS`] times (lighttpd's `HANDLER_COMEBACK`).
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::request::Parts;
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body::{Frame, SizeHint};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use tracing::Instrument;
+
+use crate::body::{empty_request_body, Body, RequestBody};
+use crate::config::Config;
+use crate::context::{ConnInfo, RequestCtx, RequestId};
+use crate::error::{Error, ErrorKind, Side};
+use crate::log::{AccessLog, AccessRecord};
+use crate::reply::Reply;
+use crate::router::{Route, Router};
+use crate::server::ConnTracker;
+use crate::{cgi, fastcgi, paths, static_files};
+
+/// RFC 3875 section 6.2.2 local redirects followed for one request.
+pub const MAX_LOCAL_REDIRECTS: usize = 10;
+
+const SERVER_HEADER: &str = concat!("gatehouse/", env!("CARGO_PKG_VERSION"));
+
+/// Everything shared by all requests of a running server.
+pub struct App {
+    pub config: Arc<Config>,
+    router: Router,
+    pub cgi: cgi::Runtime,
+    pub fastcgi: fastcgi::Runtime,
+    access_log: AccessLog,
+    next_id: AtomicU64,
+}
+
+impl App {
+    /// Build the routes and runtimes (this starts managed FastCGI backends).
+    pub async fn new(config: Config) -> io::Result<Arc<App>> {
+        let access_log = AccessLog::open(&config.access_log)?;
+        let fastcgi = fastcgi::Runtime::start(&config).await?;
+        Ok(Arc::new(App {
+            router: Router::new(&config),
+            cgi: cgi::Runtime::new(&config),
+            fastcgi,
+            access_log,
+            config: Arc::new(config),
+            next_id: AtomicU64::new(1),
+        }))
+    }
+
+    /// Serve one request and return its response, whose body writes the
+    /// access-log line and tells the connection tracker when it is done.
+    pub async fn serve(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        conn: Arc<ConnInfo>,
+        tracker: Arc<ConnTracker>,
+    ) -> Response<LoggedBody> {
+        tracker.request_started();
+        let id = RequestId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let ctx = RequestCtx {
+            id,
+            conn,
+            config: self.config.clone(),
+        };
+        let record = self
+            .access_log
+            .enabled()
+            .then(|| access_record(&req, &ctx));
+        let version = req.version();
+        let span = tracing::info_span!("request", id = %id);
+        let result = self.dispatch(req, &ctx).instrument(span.clone()).await;
+        let mut response = match result {
+            Ok(response) => response,
+            Err(err) => {
+                span.in_scope(|| log_error(&err));
+                error_response(&err, version)
+            }
+        };
+        response
+            .headers_mut()
+            .insert(header::SERVER, HeaderValue::from_static(SERVER_HEADER));
+        let status = response.status();
+        response.map(|body| LoggedBody {
+            inner: body,
+            bytes: 0,
+            status,
+            record,
+            log: self.access_log.clone(),
+            tracker,
+        })
+    }
+
+    async fn dispatch(&self, req: Request<Incoming>, ctx: &RequestCtx) -> Result<Response<Body>, Error> {
+        let (mut parts, incoming) = req.into_parts();
+        check_head(&parts, &self.config)?;
+        let max_body = usize::try_from(self.config.limits.max_request_body).unwrap_or(usize::MAX);
+        let mut body: RequestBody = Limited::new(incoming, max_body).boxed_unsync();
+        for _ in 0..=MAX_LOCAL_REDIRECTS {
+            let path = paths::normalize(parts.uri.path())?;
+            let reply = match self.router.route(&path) {
+                Route::Static => Reply::Response(static_files::handle(&parts, &path, ctx).await?),
+                Route::Cgi(i) => {
+                    let template = redirect_template(&parts);
+                    let reply = cgi::handle(&self.cgi, i, parts, body, &path, ctx).await?;
+                    parts = template;
+                    reply
+                }
+                Route::FastCgi(i) => {
+                    let template = redirect_template(&parts);
+                    let reply = fastcgi::handle(&self.fastcgi, i, parts, body, &path, ctx).await?;
+                    parts = template;
+                    reply
+                }
+            };
+            match reply {
+                Reply::Response(response) => return Ok(response),
+                Reply::LocalRedirect(target) => {
+                    tracing::debug!(%target, "local redirect");
+                    parts.uri = target.parse::<Uri>().map_err(|e| {
+                        Error::upstream(ErrorKind::BadGateway)
+                            .with_cause(format!("local redirect to an invalid URI {target:?}: {e}"))
+                    })?;
+                    body = empty_request_body();
+                }
+            }
+        }
+        Err(Error::new(ErrorKind::TooManyRedirects, Side::Upstream).with_cause(format!(
+            "more than {MAX_LOCAL_REDIRECTS} local redirects"
+        )))
+    }
+}
+
+/// Limits and sanity checks on the request head, before any handler runs.
+fn check_head(parts: &Parts, config: &Config) -> Result<(), Error> {
+    let limits = &config.limits;
+    let target_len = parts.uri.path_and_query().map_or(0, |pq| pq.as_str().len())
+        + parts.uri.authority().map_or(0, |a| a.as_str().len());
+    if target_len > limits.max_uri_bytes {
+        return Err(Error::downstream(ErrorKind::UriTooLong));
+    }
+    let header_bytes: usize = parts
+        .headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if header_bytes > limits.max_header_bytes {
+        return Err(Error::downstream(ErrorKind::HeaderFieldsTooLarge));
+    }
+    // RFC 9112 section 3.2: an HTTP/1.1 request without exactly one Host is a 400.
+    if parts.version == Version::HTTP_11 && parts.headers.get_all(header::HOST).iter().count() != 1 {
+        return Err(Error::downstream(ErrorKind::BadRequest).with_cause("missing or repeated Host"));
+    }
+    // RFC 9112 section 6.3: both framings at once is how requests are
+    // smuggled past a front end; refuse rather than pick one.
+    if parts.headers.contains_key(header::TRANSFER_ENCODING)
+        && parts.headers.contains_key(header::CONTENT_LENGTH)
+    {
+        return Err(Error::downstream(ErrorKind::BadRequest)
+            .with_cause("both Transfer-Encoding and Content-Length"));
+    }
+    if let Some(len) = parts.headers.get(header::CONTENT_LENGTH) {
+        let len: u64 = len
+            .to_str()
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| Error::downstream(ErrorKind::BadRequest).with_cause("bad Content-Length"))?;
+        if len > limits.max_request_body {
+            return Err(Error::downstream(ErrorKind::PayloadTooLarge));
+        }
+    }
+    Ok(())
+}
+
+/// What a re-dispatched local redirect starts from: the original request's
+/// headers, as a GET without a body (RFC 3875 section 6.2.2).
+fn redirect_template(parts: &Parts) -> Parts {
+    let (mut template, ()) = Request::new(()).into_parts();
+    template.method = Method::GET;
+    template.version = parts.version;
+    template.uri = parts.uri.clone();
+    template.headers = without_body_headers(&parts.headers);
+    template
+}
+
+fn without_body_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut headers = headers.clone();
+    headers.remove(header::CONTENT_LENGTH);
+    headers.remove(header::CONTENT_TYPE);
+    headers.remove(header::TRANSFER_ENCODING);
+    headers
+}
+
+fn log_error(err: &Error) {
+    match err.side {
+        Side::Downstream => tracing::debug!("{err}"),
+        Side::Upstream => tracing::error!("{err}"),
+        Side::Internal => tracing::error!("{err}"),
+    }
+}
+
+/// The response for an error: a small HTML page that names the status only
+/// (never a path or a cause), plus the headers the status requires.
+pub fn error_response(err: &Error, version: Version) -> Response<Body> {
+    // 499: nginx's "client closed request", only ever seen in the access log.
+    let status = err
+        .status()
+        .unwrap_or_else(|| StatusCode::from_u16(499).expect("499 is a valid status code"));
+    let reason = status.canonical_reason().unwrap_or("Error");
+    let page = format!(
+        "<!DOCTYPE html>\n<html><head><title>{code} {reason}</title></head>\n<body><h1>{code} {reason}</h1>\n<hr><p>gatehouse</p></body></html>\n",
+        code = status.as_u16()
+    );
+    let mut response = Response::new(Body::full(page));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    match err.kind {
+        ErrorKind::MethodNotAllowed => {
+            headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+        }
+        ErrorKind::RangeNotSatisfiable(len) => {
+            headers.insert(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&format!("bytes */{len}")).expect("digits are a valid header value"),
+            );
+        }
+        ErrorKind::Overloaded => {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        _ => {}
+    }
+    // After a malformed or oversized request the rest of the stream cannot be
+    // trusted (or was not read): close the connection.
+    let close = matches!(
+        err.kind,
+        ErrorKind::BadRequest
+            | ErrorKind::PayloadTooLarge
+            | ErrorKind::HeaderFieldsTooLarge
+            | ErrorKind::UriTooLong
+            | ErrorKind::RequestTimeout
+    );
+    if close && version < Version::HTTP_2 {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+fn access_record(req: &Request<Incoming>, ctx: &RequestCtx) -> AccessRecord {
+    let header = |name: header::HeaderName| {
+        req.headers()
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    };
+    AccessRecord {
+        peer: ctx.conn.peer,
+        user: None,
+        time: SystemTime::now(),
+        request_line: format!("{} {} {:?}", req.method(), req.uri(), req.version()),
+        status: 0,
+        bytes: 0,
+        referer: header(header::REFERER),
+        user_agent: header(header::USER_AGENT),
+        request_id: ctx.id.to_string(),
+    }
+}
+
+/// The response body as hyper sees it: counts bytes for the access log, and
+/// when dropped (sent, failed, or abandoned) writes the log line and tells the
+/// connection the request is over.
+pub struct LoggedBody {
+    inner: Body,
+    bytes: u64,
+    status: StatusCode,
+    record: Option<AccessRecord>,
+    log: AccessLog,
+    tracker: Arc<ConnTracker>,
+}
+
+impl http_body::Body for LoggedBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = self.get_mut();
+        let frame = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &frame {
+            if let Some(data) = frame.data_ref() {
+                this.bytes += data.len() as u64;
+            }
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for LoggedBody {
+    fn drop(&mut self) {
+        if let Some(mut record) = self.record.take() {
+            record.status = self.status.as_u16();
+            record.bytes = self.bytes;
+            self.log.record(&record);
+        }
+        self.tracker.request_finished();
+    }
+}

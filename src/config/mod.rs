@@ -5,12 +5,17 @@
 //! paths made absolute against the configuration file's directory, regexes
 //! compiled once, every problem collected with its line and column.
 
+mod addr;
 mod load;
 mod raw;
+mod routes;
+#[cfg(test)]
+mod tests;
 pub mod units;
+mod validate;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use regex::Regex;
@@ -135,4 +140,48 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     pub cgi: Vec<CgiRoute>,
     pub fastcgi: Vec<FastCgiRoute>,
+}
+
+impl ListenAddr {
+    /// Parse `IP:PORT` (`[::1]:8080` for IPv6; port 0 asks for any free port)
+    /// or `unix:/path` (a relative path resolves against `base`).
+    pub fn parse(text: &str, base: &Path) -> Result<ListenAddr, String> {
+        Ok(match addr::listen_addr(text, true)? {
+            addr::AddrSyntax::Tcp(sock) => ListenAddr::Tcp(sock),
+            addr::AddrSyntax::Unix(path) => ListenAddr::Unix(base.join(path)),
+            addr::AddrSyntax::HostPort(other) => return Err(format!("`{other}` is not IP:PORT")),
+        })
+    }
+}
+
+/// The configuration the command line asks for: `--config FILE`, else
+/// `conf/gatehouse.yaml` when it exists, else the built-in defaults; then
+/// `--listen` addresses (if any) replace the configured ones.
+pub fn load_for_cli(file: Option<&Path>, listen: &[String]) -> Result<Config, ConfigErrors> {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let default_file = Path::new("conf/gatehouse.yaml");
+    let mut config = match file {
+        Some(file) => load_file(file)?,
+        None if default_file.is_file() => load_file(default_file)?,
+        None => builtin_defaults(&cwd)?,
+    };
+    if !listen.is_empty() {
+        let mut addrs = Vec::new();
+        let mut errors = Vec::new();
+        for text in listen {
+            match ListenAddr::parse(text, &cwd) {
+                Ok(addr) => addrs.push(addr),
+                Err(message) => errors.push(ConfigError {
+                    message: format!("--listen: {message}"),
+                    line: None,
+                    column: None,
+                }),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ConfigErrors { file: None, errors });
+        }
+        config.listen = addrs;
+    }
+    Ok(config)
 }

@@ -1,0 +1,280 @@
+//! Listeners, the accept loop, per-connection timeouts, and graceful drain.
+//!
+//! Each bound socket prints exactly `gatehouse listening on http://IP:PORT`
+//! on stderr (tests and tools read that line to find the port). On SIGTERM or
+//! SIGINT the listeners close, open connections are asked to finish within
+//! `shutdown_grace`, then remaining CGI children are killed and managed
+//! FastCGI backends stopped.
+
+mod tracker;
+
+use std::convert::Infallible;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
+
+pub use tracker::ConnTracker;
+use tracker::{TrackedIo, Verdict};
+
+use crate::config::{Config, ListenAddr};
+use crate::context::ConnInfo;
+use crate::service::App;
+
+/// A bound socket, before its accept loop starts.
+pub enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener, std::path::PathBuf),
+}
+
+/// A failure to start: the message says which address and why.
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// Bind every configured address and print its listening line.
+pub async fn bind_all(config: &Config) -> Result<Vec<Listener>, StartError> {
+    let mut listeners = Vec::new();
+    for addr in &config.listen {
+        let listener = match addr {
+            ListenAddr::Tcp(sock) => {
+                let l = TcpListener::bind(sock)
+                    .await
+                    .map_err(|e| StartError(format!("cannot listen on {sock}: {e}")))?;
+                let local = l
+                    .local_addr()
+                    .map_err(|e| StartError(format!("cannot listen on {sock}: {e}")))?;
+                eprintln!("gatehouse listening on http://{local}");
+                Listener::Tcp(l)
+            }
+            ListenAddr::Unix(path) => {
+                remove_stale_socket(path);
+                let l = UnixListener::bind(path).map_err(|e| {
+                    StartError(format!("cannot listen on unix:{}: {e}", path.display()))
+                })?;
+                eprintln!("gatehouse listening on unix:{}", path.display());
+                Listener::Unix(l, path.clone())
+            }
+        };
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
+/// A socket file left by an earlier run would make bind fail; remove it, but
+/// never a regular file that happens to have the name.
+fn remove_stale_socket(path: &std::path::Path) {
+    use std::os::unix::fs::FileTypeExt;
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if meta.file_type().is_socket() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Run the server until SIGTERM/SIGINT, then drain and return.
+pub async fn run(config: Config) -> Result<(), StartError> {
+    let listeners = bind_all(&config).await?;
+    let app = App::new(config)
+        .await
+        .map_err(|e| StartError(format!("cannot start: {e}")))?;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let connections = TaskTracker::new();
+    let builder = Arc::new(http_builder(&app.config));
+
+    let mut accept_loops = Vec::new();
+    for listener in listeners {
+        let server = Server {
+            app: app.clone(),
+            builder: builder.clone(),
+            shutdown: shutdown_rx.clone(),
+            connections: connections.clone(),
+        };
+        accept_loops.push(tokio::spawn(server.accept_loop(listener)));
+    }
+
+    wait_for_signal().await;
+    tracing::info!("shutting down: draining connections for up to {:?}", app.config.shutdown_grace);
+    let _ = shutdown_tx.send(true);
+    for handle in accept_loops {
+        let _ = handle.await;
+    }
+    connections.close();
+    if tokio::time::timeout(app.config.shutdown_grace, connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("shutdown grace period over; closing remaining connections");
+    }
+    app.cgi.kill_all();
+    app.fastcgi.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+fn http_builder(config: &Config) -> auto::Builder<TokioExecutor> {
+    let limits = &config.limits;
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // The request line and headers must fit in hyper's read buffer; their
+    // separate limits (414, 431) are checked per request in `service`, so
+    // the buffer leaves room for both.
+    let buffer = (limits.max_header_bytes + limits.max_uri_bytes + 1024).max(8192);
+    builder.http1().keep_alive(true).max_buf_size(buffer);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(256);
+    builder
+}
+
+struct Server {
+    app: Arc<App>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    shutdown: watch::Receiver<bool>,
+    connections: TaskTracker,
+}
+
+impl Server {
+    async fn accept_loop(mut self, listener: Listener) {
+        loop {
+            let accepted = tokio::select! {
+                _ = self.shutdown.changed() => break,
+                accepted = accept(&listener) => accepted,
+            };
+            match accepted {
+                Ok((stream, info)) => {
+                    let conn = Connection {
+                        app: self.app.clone(),
+                        builder: self.builder.clone(),
+                        shutdown: self.shutdown.clone(),
+                    };
+                    self.connections.spawn(conn.serve(stream, Arc::new(info)));
+                }
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::error!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        if let Listener::Unix(_, path) = &listener {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// A stream from either kind of listener.
+enum Stream {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+async fn accept(listener: &Listener) -> io::Result<(Stream, ConnInfo)> {
+    match listener {
+        Listener::Tcp(l) => {
+            let (stream, peer) = l.accept().await?;
+            let _ = stream.set_nodelay(true);
+            let local = stream.local_addr()?;
+            let info = ConnInfo {
+                peer,
+                local,
+                secure: false,
+            };
+            Ok((Stream::Tcp(stream), info))
+        }
+        Listener::Unix(l, _) => {
+            let (stream, _) = l.accept().await?;
+            Ok((Stream::Unix(stream), ConnInfo::unix()))
+        }
+    }
+}
+
+struct Connection {
+    app: Arc<App>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Connection {
+    async fn serve(self, stream: Stream, info: Arc<ConnInfo>) {
+        match stream {
+            Stream::Tcp(s) => self.serve_io(s, info).await,
+            Stream::Unix(s) => self.serve_io(s, info).await,
+        }
+    }
+
+    async fn serve_io<T>(mut self, stream: T, info: Arc<ConnInfo>)
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let tracker = ConnTracker::new();
+        let io = TokioIo::new(TrackedIo::new(stream, tracker.clone()));
+        let app = self.app.clone();
+        let conn_tracker = tracker.clone();
+        let service = service_fn(move |req| {
+            let app = app.clone();
+            let info = info.clone();
+            let tracker = conn_tracker.clone();
+            async move { Ok::<_, Infallible>(app.serve(req, info, tracker).await) }
+        });
+        let conn = self.builder.serve_connection(io, service);
+        tokio::pin!(conn);
+        let limits = &self.app.config.limits;
+        let mut closing = false;
+        loop {
+            let wait = if closing {
+                Duration::from_secs(3600)
+            } else {
+                match tracker.verdict(limits.header_read_timeout, limits.keepalive_timeout) {
+                    Verdict::Wait(d) => d,
+                    Verdict::HeaderTimeout => {
+                        tracing::debug!("request head not received in time; closing connection");
+                        return;
+                    }
+                    Verdict::IdleTimeout => {
+                        conn.as_mut().graceful_shutdown();
+                        closing = true;
+                        continue;
+                    }
+                }
+            };
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!("connection ended: {e}");
+                    }
+                    return;
+                }
+                _ = self.shutdown.changed(), if !closing => {
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! Per-connection timing: the header-read timeout (slowloris) and the
+//! keep-alive idle timeout, enforced from outside hyper.
+//!
+//! hyper's own `header_read_timeout` starts when it waits for the next
+//! request, so it would also cut idle keep-alive connections at the header
+//! timeout. Here the two are separate, as in nginx: a connection waiting for
+//! its first request, or with part of a request head received, has
+//! `header_read_timeout`; an idle keep-alive connection has
+//! `keepalive_timeout`.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// What a connection's watchdog should do now.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Check again after this long.
+    Wait(Duration),
+    /// A request head is arriving too slowly: drop the connection.
+    HeaderTimeout,
+    /// Idle past the keep-alive timeout: close gracefully.
+    IdleTimeout,
+}
+
+/// Shared between a connection's I/O wrapper, its requests and its watchdog.
+pub struct ConnTracker {
+    start: Instant,
+    /// Requests whose response body has not been dropped yet.
+    in_flight: AtomicUsize,
+    /// Milliseconds since `start` when the last request finished (0: none yet).
+    last_finished: AtomicU64,
+    /// Milliseconds since `start` + 1 of the first byte read while no request
+    /// was in flight (0: none).
+    first_idle_byte: AtomicU64,
+    requests_served: AtomicU64,
+}
+
+impl ConnTracker {
+    pub fn new() -> Arc<Self> {
+        Arc::new(ConnTracker {
+            start: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            last_finished: AtomicU64::new(0),
+            first_idle_byte: AtomicU64::new(0),
+            requests_served: AtomicU64::new(0),
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    pub fn request_started(&self) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.first_idle_byte.store(0, Ordering::Release);
+    }
+
+    pub fn request_finished(&self) {
+        self.requests_served.fetch_add(1, Ordering::Relaxed);
+        self.last_finished.store(self.now_ms(), Ordering::Release);
+        self.first_idle_byte.store(0, Ordering::Release);
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    fn bytes_read(&self) {
+        if self.in_flight.load(Ordering::Acquire) == 0
+            && self.first_idle_byte.load(Ordering::Acquire) == 0
+        {
+            self.first_idle_byte.store(self.now_ms() + 1, Ordering::Release);
+        }
+    }
+
+    /// Decide, from the connection's state, whether a timeout has passed.
+    pub fn verdict(&self, header_timeout: Duration, keepalive: Duration) -> Verdict {
+        let tick = Duration::from_millis(250);
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            // Handlers have their own timeouts while a request runs.
+            return Verdict::Wait(tick.max(Duration::from_secs(1)));
+        }
+        let now = self.now_ms();
+        let first_byte = self.first_idle_byte.load(Ordering::Acquire);
+        let (since, limit, verdict) = if first_byte > 0 {
+            (first_byte - 1, header_timeout, Verdict::HeaderTimeout)
+        } else if self.requests_served.load(Ordering::Relaxed) == 0 {
+            // Connected but silent: the first request head is late.
+            (0, header_timeout, Verdict::HeaderTimeout)
+        } else {
+            (
+                self.last_finished.load(Ordering::Acquire),
+                keepalive,
+                Verdict::IdleTimeout,
+            )
+        };
+        let elapsed = Duration::from_millis(now.saturating_sub(since));
+        if elapsed >= limit {
+            verdict
+        } else {
+            Verdict::Wait((limit - elapsed).min(Duration::from_secs(1)).max(Duration::from_millis(10)))
+        }
+    }
+}
+
+/// An I/O stream that tells its tracker when bytes arrive.
+pub struct TrackedIo<T> {
+    inner: T,
+    tracker: Arc<ConnTracker>,
+}
+
+impl<T> TrackedIo<T> {
+    pub fn new(inner: T, tracker: Arc<ConnTracker>) -> Self {
+        TrackedIo { inner, tracker }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for TrackedIo<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let result = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.tracker.bytes_read();
+        }
+        result
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for TrackedIo<T> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: Duration = Duration::from_millis(40);
+    const IDLE: Duration = Duration::from_millis(200);
+
+    #[test]
+    fn silent_new_connection_gets_the_header_timeout() {
+        let t = ConnTracker::new();
+        assert!(matches!(t.verdict(HEADER, IDLE), Verdict::Wait(_)));
+        std::thread::sleep(HEADER + Duration::from_millis(5));
+        assert_eq!(t.verdict(HEADER, IDLE), Verdict::HeaderTimeout);
+    }
+
+    #[test]
+    fn in_flight_requests_are_never_timed_out_here() {
+        let t = ConnTracker::new();
+        t.request_started();
+        std::thread::sleep(HEADER + Duration::from_millis(5));
+        assert!(matches!(t.verdict(HEADER, IDLE), Verdict::Wait(_)));
+    }
+
+    #[test]
+    fn idle_keepalive_gets_the_longer_timeout_until_a_byte_arrives() {
+        let t = ConnTracker::new();
+        t.request_started();
+        t.request_finished();
+        std::thread::sleep(HEADER + Duration::from_millis(5));
+        assert!(matches!(t.verdict(HEADER, IDLE), Verdict::Wait(_)));
+        t.bytes_read();
+        std::thread::sleep(HEADER + Duration::from_millis(5));
+        assert_eq!(t.verdict(HEADER, IDLE), Verdict::HeaderTimeout);
+    }
+
+    #[test]
+    fn idle_keepalive_times_out() {
+        let t = ConnTracker::new();
+        t.request_started();
+        t.request_finished();
+        std::thread::sleep(IDLE + Duration::from_millis(5));
+        assert_eq!(t.verdict(HEADER, IDLE), Verdict::IdleTimeout);
+    }
+}

@@ -1,0 +1,358 @@
+//! The server itself: command line, listening lines, limits, timeouts,
+//! keep-alive, h2c, logs and shutdown, against the real binary.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use support::{client, raw, status_of, TestServer};
+
+fn site() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("htdocs")).unwrap();
+    std::fs::write(dir.path().join("htdocs/index.html"), "<h1>home</h1>\n").unwrap();
+    std::fs::write(dir.path().join("htdocs/a.txt"), "hello\n").unwrap();
+    dir
+}
+
+fn start(extra_yaml: &str) -> TestServer {
+    TestServer::start_in(site(), &format!("document_root: htdocs\ncgi: []\n{extra_yaml}"))
+}
+
+fn run_check(yaml: &str) -> (i32, String, String) {
+    let dir = site();
+    let path = dir.path().join("check.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let out = std::process::Command::new(support::BIN)
+        .args(["--check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn prints_one_exact_listening_line_per_socket_with_the_real_port() {
+    let args: Vec<String> = ["--config", "gatehouse.yaml", "--listen", "127.0.0.1:0", "--listen", "127.0.0.1:0"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let dir = site();
+    std::fs::write(dir.path().join("gatehouse.yaml"), "document_root: htdocs\n").unwrap();
+    let srv = TestServer::spawn(dir, &args, None).unwrap();
+    assert_eq!(srv.addrs().len(), 2, "{}", srv.stderr_log());
+    assert_ne!(srv.addrs()[0].port(), 0);
+    assert_ne!(srv.addrs()[0].port(), srv.addrs()[1].port());
+    let log = srv.stderr_log();
+    for addr in srv.addrs() {
+        let line = format!("gatehouse listening on http://{addr}\n");
+        assert!(log.contains(&line), "{log}");
+        let body = client().get(format!("http://{addr}/a.txt")).send().unwrap().text().unwrap();
+        assert_eq!(body, "hello\n");
+    }
+}
+
+#[test]
+fn without_arguments_serves_htdocs_of_the_current_directory() {
+    let args = vec!["--listen".to_string(), "127.0.0.1:0".to_string()];
+    let srv = TestServer::spawn(site(), &args, None).unwrap();
+    let body = client().get(srv.url("/a.txt")).send().unwrap().text().unwrap();
+    assert_eq!(body, "hello\n");
+}
+
+#[test]
+fn without_arguments_loads_conf_gatehouse_yaml_when_present() {
+    let dir = site();
+    std::fs::create_dir(dir.path().join("conf")).unwrap();
+    std::fs::create_dir(dir.path().join("other")).unwrap();
+    std::fs::write(dir.path().join("other/a.txt"), "from conf\n").unwrap();
+    // Relative paths resolve against the configuration file's directory.
+    std::fs::write(dir.path().join("conf/gatehouse.yaml"), "document_root: ../other\n").unwrap();
+    let args = vec!["--listen".to_string(), "127.0.0.1:0".to_string()];
+    let srv = TestServer::spawn(dir, &args, None).unwrap();
+    let body = client().get(srv.url("/a.txt")).send().unwrap().text().unwrap();
+    assert_eq!(body, "from conf\n");
+}
+
+#[test]
+fn check_accepts_a_good_configuration() {
+    let (code, stdout, _) = run_check("document_root: htdocs\nlisten: [\"127.0.0.1:0\"]\n");
+    assert_eq!(code, 0);
+    assert_eq!(stdout.trim(), "configuration ok");
+}
+
+#[test]
+fn check_accepts_the_shipped_default_configuration() {
+    let out = std::process::Command::new(support::BIN)
+        .args(["--check", "--config"])
+        .arg(support::repo_dir().join("conf/gatehouse.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn check_rejects_unknown_keys_by_name_with_line_and_column() {
+    let (code, stdout, stderr) = run_check("document_root: htdocs\nlimits:\n  max_body_size: 1MiB\n");
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(stderr.contains("max_body_size"), "{stderr}");
+    assert!(stderr.contains(":3:"), "line 3 expected in {stderr}");
+    assert!(!stdout.contains("configuration ok"));
+}
+
+#[test]
+fn check_reports_yaml_syntax_errors_with_line_and_column() {
+    let (code, _, stderr) = run_check("document_root: htdocs\nindex: [a, b\nlisten: x\n");
+    assert_eq!(code, 2);
+    assert!(stderr.contains("check.yaml:"), "{stderr}");
+}
+
+#[test]
+fn check_lists_every_semantic_error() {
+    let yaml = "document_root: /no/such/dir\nlisten: [\"not an address\"]\nfastcgi:\n  - match: '(unclosed'\n    backends: [\"127.0.0.1:9000\"]\n";
+    let (code, _, stderr) = run_check(yaml);
+    assert_eq!(code, 2);
+    assert!(stderr.lines().count() >= 3, "three errors expected:\n{stderr}");
+}
+
+#[test]
+fn bad_listen_flag_is_a_configuration_error() {
+    let dir = site();
+    let out = std::process::Command::new(support::BIN)
+        .args(["--check", "--listen", "nowhere"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn keep_alive_serves_several_requests_on_one_connection() {
+    let srv = start("");
+    let mut stream = TcpStream::connect(srv.addr()).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    for _ in 0..3 {
+        stream.write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = stream.read(&mut buf).unwrap();
+        let reply = String::from_utf8_lossy(&buf[..n]);
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        assert!(reply.ends_with("hello\n"), "{reply}");
+    }
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let srv = start("");
+    let reply = raw(
+        srv.addr(),
+        b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\nGET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    let statuses: Vec<&str> = reply
+        .match_indices("HTTP/1.1 ")
+        .map(|(i, _)| &reply[i + 9..i + 12])
+        .collect();
+    assert_eq!(statuses, ["200", "404", "200"], "{reply}");
+}
+
+#[test]
+fn http2_with_prior_knowledge_works() {
+    let srv = start("");
+    let client = reqwest::blocking::Client::builder().http2_prior_knowledge().build().unwrap();
+    let resp = client.get(srv.url("/a.txt")).send().unwrap();
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().unwrap(), "hello\n");
+}
+
+#[test]
+fn http_1_0_is_served() {
+    let srv = start("");
+    let reply = raw(srv.addr(), b"GET /a.txt HTTP/1.0\r\n\r\n");
+    assert!(reply.starts_with("HTTP/1.0 200") || reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.ends_with("hello\n"));
+}
+
+#[test]
+fn unknown_http_versions_are_refused() {
+    let srv = start("");
+    for request in [&b"GET / HTTP/3.0\r\nHost: x\r\n\r\n"[..], b"GET / HTTP/1.2\r\nHost: x\r\n\r\n", b"GET /\r\n\r\n"] {
+        let reply = raw(srv.addr(), request);
+        let status = status_of(&reply);
+        assert!(status == 400 || status == 505, "{reply}");
+    }
+}
+
+#[test]
+fn http_1_1_without_host_is_400() {
+    let srv = start("");
+    let reply = raw(srv.addr(), b"GET /a.txt HTTP/1.1\r\n\r\n");
+    assert_eq!(status_of(&reply), 400, "{reply}");
+}
+
+#[test]
+fn long_uri_is_414() {
+    let srv = start("");
+    let path = format!("/{}", "a".repeat(20_000));
+    let reply = raw(srv.addr(), format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+    assert_eq!(status_of(&reply), 414, "{}", &reply[..reply.len().min(200)]);
+}
+
+#[test]
+fn large_headers_are_431() {
+    let srv = start("limits:\n  max_header_bytes: 16KiB\n");
+    let big = "x".repeat(20_000);
+    let reply = raw(srv.addr(), format!("GET /a.txt HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n").as_bytes());
+    assert_eq!(status_of(&reply), 431, "{reply}");
+    // Far past every buffer: still 431, never a hang.
+    let huge = "x".repeat(200_000);
+    let reply = raw(srv.addr(), format!("GET /a.txt HTTP/1.1\r\nHost: x\r\nX-Big: {huge}\r\n\r\n").as_bytes());
+    assert_eq!(status_of(&reply), 431, "{reply}");
+}
+
+#[test]
+fn declared_body_over_the_limit_is_413() {
+    let srv = start("limits:\n  max_request_body: 1KiB\n");
+    let reply = raw(
+        srv.addr(),
+        b"POST /a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n",
+    );
+    assert_eq!(status_of(&reply), 413, "{reply}");
+}
+
+#[test]
+fn a_client_trickling_headers_is_cut_off_while_others_are_served() {
+    let srv = start("limits:\n  header_read_timeout: 1s\n");
+    let mut slow = TcpStream::connect(srv.addr()).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let started = Instant::now();
+    let mut closed = false;
+    for byte in b"GET /a.txt HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaa" {
+        if slow.write_all(&[*byte]).is_err() {
+            closed = true;
+            break;
+        }
+        // Others are served meanwhile.
+        assert_eq!(client().get(srv.url("/a.txt")).send().unwrap().status(), 200);
+        std::thread::sleep(Duration::from_millis(300));
+        if started.elapsed() > Duration::from_secs(4) {
+            break;
+        }
+    }
+    if !closed {
+        let mut buf = [0u8; 1024];
+        let n = slow.read(&mut buf).unwrap_or(0);
+        let reply = String::from_utf8_lossy(&buf[..n]);
+        assert!(n == 0 || reply.starts_with("HTTP/1.1 408"), "{reply}");
+    }
+}
+
+#[test]
+fn a_silent_connection_is_closed_after_the_header_timeout() {
+    let srv = start("limits:\n  header_read_timeout: 1s\n");
+    let mut idle = TcpStream::connect(srv.addr()).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(idle.read(&mut buf).unwrap_or(0), 0, "the server closes the connection");
+}
+
+#[test]
+fn idle_keep_alive_connections_are_closed_after_keepalive_timeout() {
+    let srv = start("limits:\n  header_read_timeout: 30s\n  keepalive_timeout: 1s\n");
+    let mut stream = TcpStream::connect(srv.addr()).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    stream.write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = stream.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    assert_eq!(stream.read(&mut buf).unwrap_or(0), 0, "closed after idling");
+}
+
+#[test]
+fn access_log_is_combined_log_format_with_request_id() {
+    let srv = start("");
+    client()
+        .get(srv.url("/a.txt?q=1"))
+        .header("Referer", "http://ref.example/")
+        .header("User-Agent", "tester/1.0")
+        .send()
+        .unwrap();
+    let log = srv.wait_for_stdout("tester/1.0");
+    let line = log.lines().find(|l| l.contains("tester/1.0")).expect(&log);
+    let re = regex::Regex::new(
+        r#"^127\.0\.0\.1 - - \[\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} \+0000\] "GET /a\.txt\?q=1 HTTP/1\.1" 200 6 "http://ref\.example/" "tester/1\.0" [0-9a-f]{8}$"#,
+    )
+    .unwrap();
+    assert!(re.is_match(line), "{line}");
+}
+
+#[test]
+fn access_log_to_a_file_and_off() {
+    let dir = site();
+    let log_path = dir.path().join("access.log");
+    let srv = TestServer::start_in(dir, "document_root: htdocs\naccess_log: access.log\n");
+    client().get(srv.url("/a.txt")).send().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut content = String::new();
+    while Instant::now() < deadline {
+        content = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if content.contains("GET /a.txt") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(content.contains("\"GET /a.txt HTTP/1.1\" 200 6"), "{content}");
+    assert!(!srv.stdout_log().contains("GET /a.txt"));
+
+    let off = start("access_log: \"off\"\n");
+    client().get(off.url("/a.txt")).send().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!off.stdout_log().contains("GET /a.txt"));
+}
+
+#[test]
+fn sigterm_drains_and_exits_zero() {
+    let mut srv = start("shutdown_grace: 2s\n");
+    // An idle keep-alive connection must not hold the shutdown past the grace period.
+    let mut idle = TcpStream::connect(srv.addr()).unwrap();
+    idle.write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut buf = [0u8; 1024];
+    let _ = idle.read(&mut buf).unwrap();
+    let status = srv.signal_and_wait(15, Duration::from_secs(20)).expect("exited");
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn sigint_exits_zero() {
+    let mut srv = start("");
+    let status = srv.signal_and_wait(2, Duration::from_secs(20)).expect("exited");
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn error_pages_are_small_html_without_paths() {
+    let srv = start("");
+    let resp = client().get(srv.url("/missing/file.txt")).send().unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(resp.headers()["content-type"], "text/html; charset=utf-8");
+    let body = resp.text().unwrap();
+    assert!(body.contains("404 Not Found"));
+    assert!(!body.contains("htdocs") && !body.contains("/tmp"), "{body}");
+}
+
+#[test]
+fn content_length_with_transfer_encoding_is_400_and_closed() {
+    let srv = start("");
+    let reply = raw(
+        srv.addr(),
+        b"POST /a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    assert_eq!(status_of(&reply), 400, "{reply}");
+    assert_eq!(reply.matches("HTTP/1.1 ").count(), 1, "no smuggled second response: {reply}");
+}
