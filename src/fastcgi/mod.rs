@@ -4,6 +4,7 @@ pub mod conn;
 pub mod params;
 pub mod pool;
 pub mod record;
+pub mod spawn;
 pub mod stream;
 pub mod values;
 
