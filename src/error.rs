@@ -30,6 +30,9 @@ pub enum ErrorKind {
     LengthRequired,
     PayloadTooLarge,
     UriTooLong,
+    /// 412: a conditional request's precondition (If-Match,
+    /// If-Unmodified-Since) failed (RFC 9110 section 13.2.2).
+    PreconditionFailed,
     /// 416; carries the representation length for `Content-Range: bytes */LEN`.
     RangeNotSatisfiable(u64),
     HeaderFieldsTooLarge,
@@ -99,6 +102,7 @@ impl Error {
             LengthRequired => StatusCode::LENGTH_REQUIRED,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UriTooLong => StatusCode::URI_TOO_LONG,
+            PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
             HeaderFieldsTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ScriptFailed | TooManyRedirects | Internal => StatusCode::INTERNAL_SERVER_ERROR,

@@ -31,10 +31,7 @@ pub fn init_error_log(config: &Config) -> io::Result<()> {
                 .try_init()
         }
         LogTarget::Off => builder.with_writer(io::sink).try_init(),
-        LogTarget::Std => builder
-            .with_ansi(false)
-            .with_writer(io::stderr)
-            .try_init(),
+        LogTarget::Std => builder.with_ansi(false).with_writer(io::stderr).try_init(),
     };
     // Already installed (tests in one process): keep the first one.
     let _ = result;
@@ -117,8 +114,14 @@ pub fn format_combined(r: &AccessRecord) -> String {
         } else {
             r.bytes.to_string()
         },
-        r.referer.as_deref().map(escape).unwrap_or_else(|| "-".into()),
-        r.user_agent.as_deref().map(escape).unwrap_or_else(|| "-".into()),
+        r.referer
+            .as_deref()
+            .map(escape)
+            .unwrap_or_else(|| "-".into()),
+        r.user_agent
+            .as_deref()
+            .map(escape)
+            .unwrap_or_else(|| "-".into()),
         r.request_id,
     )
 }

@@ -23,7 +23,10 @@ fn main() -> ExitCode {
         eprintln!("gatehouse: cannot open the error log: {e}");
         return ExitCode::from(1);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("gatehouse: cannot start the runtime: {e}");

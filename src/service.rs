@@ -76,10 +76,7 @@ impl App {
             conn,
             config: self.config.clone(),
         };
-        let record = self
-            .access_log
-            .enabled()
-            .then(|| access_record(&req, &ctx));
+        let record = self.access_log.enabled().then(|| access_record(&req, &ctx));
         let version = req.version();
         let span = tracing::info_span!("request", id = %id);
         let result = self.dispatch(req, &ctx).instrument(span.clone()).await;
@@ -104,7 +101,11 @@ impl App {
         })
     }
 
-    async fn dispatch(&self, req: Request<Incoming>, ctx: &RequestCtx) -> Result<Response<Body>, Error> {
+    async fn dispatch(
+        &self,
+        req: Request<Incoming>,
+        ctx: &RequestCtx,
+    ) -> Result<Response<Body>, Error> {
         let (mut parts, incoming) = req.into_parts();
         check_head(&parts, &self.config)?;
         let max_body = usize::try_from(self.config.limits.max_request_body).unwrap_or(usize::MAX);
@@ -138,9 +139,8 @@ impl App {
                 }
             }
         }
-        Err(Error::new(ErrorKind::TooManyRedirects, Side::Upstream).with_cause(format!(
-            "more than {MAX_LOCAL_REDIRECTS} local redirects"
-        )))
+        Err(Error::new(ErrorKind::TooManyRedirects, Side::Upstream)
+            .with_cause(format!("more than {MAX_LOCAL_REDIRECTS} local redirects")))
     }
 }
 
@@ -161,23 +161,18 @@ fn check_head(parts: &Parts, config: &Config) -> Result<(), Error> {
         return Err(Error::downstream(ErrorKind::HeaderFieldsTooLarge));
     }
     // RFC 9112 section 3.2: an HTTP/1.1 request without exactly one Host is a 400.
-    if parts.version == Version::HTTP_11 && parts.headers.get_all(header::HOST).iter().count() != 1 {
-        return Err(Error::downstream(ErrorKind::BadRequest).with_cause("missing or repeated Host"));
-    }
-    // RFC 9112 section 6.3: both framings at once is how requests are
-    // smuggled past a front end; refuse rather than pick one.
-    if parts.headers.contains_key(header::TRANSFER_ENCODING)
-        && parts.headers.contains_key(header::CONTENT_LENGTH)
+    if parts.version == Version::HTTP_11 && parts.headers.get_all(header::HOST).iter().count() != 1
     {
-        return Err(Error::downstream(ErrorKind::BadRequest)
-            .with_cause("both Transfer-Encoding and Content-Length"));
+        return Err(Error::downstream(ErrorKind::BadRequest).with_cause("missing or repeated Host"));
     }
     if let Some(len) = parts.headers.get(header::CONTENT_LENGTH) {
         let len: u64 = len
             .to_str()
             .ok()
             .and_then(|s| s.parse().ok())
-            .ok_or_else(|| Error::downstream(ErrorKind::BadRequest).with_cause("bad Content-Length"))?;
+            .ok_or_else(|| {
+                Error::downstream(ErrorKind::BadRequest).with_cause("bad Content-Length")
+            })?;
         if len > limits.max_request_body {
             return Err(Error::downstream(ErrorKind::PayloadTooLarge));
         }
@@ -233,12 +228,13 @@ pub fn error_response(err: &Error, version: Version) -> Response<Body> {
     );
     match err.kind {
         ErrorKind::MethodNotAllowed => {
-            headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+            headers.insert(header::ALLOW, HeaderValue::from_static(static_files::ALLOW));
         }
         ErrorKind::RangeNotSatisfiable(len) => {
             headers.insert(
                 header::CONTENT_RANGE,
-                HeaderValue::from_str(&format!("bytes */{len}")).expect("digits are a valid header value"),
+                HeaderValue::from_str(&format!("bytes */{len}"))
+                    .expect("digits are a valid header value"),
             );
         }
         ErrorKind::Overloaded => {

@@ -63,8 +63,14 @@ fn traversal_attempts_never_reach_outside_the_root() {
     for target in attempts {
         let request = format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
         let reply = raw(srv.addr(), request.as_bytes());
-        assert!(!reply.contains(SECRET), "{target} leaked the secret:\n{reply}");
-        assert!(!reply.contains("root:"), "{target} leaked /etc/passwd:\n{reply}");
+        assert!(
+            !reply.contains(SECRET),
+            "{target} leaked the secret:\n{reply}"
+        );
+        assert!(
+            !reply.contains("root:"),
+            "{target} leaked /etc/passwd:\n{reply}"
+        );
         if reply.is_empty() {
             continue; // refused at the HTTP layer and closed: also fine
         }

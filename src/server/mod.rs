@@ -108,7 +108,10 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     }
 
     wait_for_signal().await;
-    tracing::info!("shutting down: draining connections for up to {:?}", app.config.shutdown_grace);
+    tracing::info!(
+        "shutting down: draining connections for up to {:?}",
+        app.config.shutdown_grace
+    );
     let _ = shutdown_tx.send(true);
     for handle in accept_loops {
         let _ = handle.await;

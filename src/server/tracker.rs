@@ -72,7 +72,8 @@ impl ConnTracker {
         if self.in_flight.load(Ordering::Acquire) == 0
             && self.first_idle_byte.load(Ordering::Acquire) == 0
         {
-            self.first_idle_byte.store(self.now_ms() + 1, Ordering::Release);
+            self.first_idle_byte
+                .store(self.now_ms() + 1, Ordering::Release);
         }
     }
 
@@ -101,7 +102,11 @@ impl ConnTracker {
         if elapsed >= limit {
             verdict
         } else {
-            Verdict::Wait((limit - elapsed).min(Duration::from_secs(1)).max(Duration::from_millis(10)))
+            Verdict::Wait(
+                (limit - elapsed)
+                    .min(Duration::from_secs(1))
+                    .max(Duration::from_millis(10)),
+            )
         }
     }
 }
@@ -135,7 +140,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for TrackedIo<T> {
 }
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for TrackedIo<T> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
     }
 

@@ -1,15 +1,224 @@
 //! Static files from the document root.
+//!
+//! [`handle`] runs these steps in order:
+//! 1. No `document_root`: 404.
+//! 2. A dotfile segment (`.git`, `.env`) unless `serve_dotfiles`: 404
+//!    (`/.well-known/` is always allowed).
+//! 3. In one blocking call ([`resolve`]): confine the path under the root
+//!    (symlinks resolving outside are 403, missing is 404, anything but a
+//!    regular file or directory 403); for a directory, a 301 to the slash
+//!    form, the first index file, a listing, or 403; open the file, stat the
+//!    open descriptor, and read it whole when it is small.
+//! 4. Method: OPTIONS is 204, methods other than GET and HEAD 405, both with
+//!    `Allow: GET, HEAD, OPTIONS` (the 405's is added by `service`).
+//! 5. Preconditions, RFC 9110 section 13.2.2 ([`conditional`]): 412 or 304.
+//! 6. Range, GET only, with If-Range ([`range`]): 206, multipart 206, or 416.
+//! 7. The response: Content-Type ([`mime`]), Content-Length, ETag and
+//!    Last-Modified ([`validators`]), Accept-Ranges; the body streamed
+//!    ([`source`]), none for HEAD.
+//!
+//! Errors carry file system paths only in their cause, which goes to the log.
 
+pub mod conditional;
+pub mod listing;
+pub mod mime;
+pub mod range;
+pub mod resolve;
+pub mod source;
+pub mod validators;
+
+#[cfg(test)]
+mod tests;
+
+use std::time::SystemTime;
+
+use http::header::{self, HeaderValue};
 use http::request::Parts;
-use http::Response;
+use http::{Method, Response, StatusCode};
 
+use self::conditional::Outcome;
+use self::range::{Multipart, Plan};
+use self::resolve::{Lookup, OpenFile, Target, Wants};
 use crate::body::Body;
 use crate::context::RequestCtx;
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
+use crate::paths;
+
+/// The methods a static file answers, for `Allow`.
+pub const ALLOW: &str = "GET, HEAD, OPTIONS";
 
 /// Serve `path` (already normalised by [`crate::paths::normalize`]) from the
 /// configured document root.
 pub async fn handle(parts: &Parts, path: &str, ctx: &RequestCtx) -> Result<Response<Body>, Error> {
-    let _ = (parts, path, ctx);
-    todo!()
+    let config = &ctx.config;
+    // 1
+    let Some(root) = config.document_root.clone() else {
+        return Err(Error::downstream(ErrorKind::NotFound)
+            .with_cause(crate::error::msg("no document_root")));
+    };
+    // 2
+    if !config.serve_dotfiles && paths::has_dotfile_segment(path) {
+        return Err(
+            Error::downstream(ErrorKind::NotFound).with_cause(format!("dotfile refused: {path}"))
+        );
+    }
+    // 3
+    let wants = match parts.method {
+        Method::GET => Wants::Content,
+        Method::HEAD => Wants::Headers,
+        _ => Wants::Existence,
+    };
+    let lookup = Lookup {
+        root,
+        path: path.to_owned(),
+        index: config.index.clone(),
+        directory_listing: config.directory_listing,
+        show_hidden: config.serve_dotfiles,
+        wants,
+    };
+    let target = tokio::task::spawn_blocking(move || resolve::resolve(&lookup))
+        .await
+        .map_err(Error::internal)??;
+    let head = parts.method == Method::HEAD;
+    match target {
+        // 4
+        Target::Exists if parts.method == Method::OPTIONS => Ok(options()),
+        Target::Exists => Err(Error::downstream(ErrorKind::MethodNotAllowed)),
+        Target::RedirectToSlash => Ok(redirect_to_slash(path, parts.uri.query())),
+        Target::Listing(html) => Ok(listing(html, head)),
+        // 5, 6, 7
+        Target::File(file) => serve_file(parts, file),
+    }
+}
+
+fn options() -> Response<Body> {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(ALLOW));
+    response
+}
+
+/// 301 to `path/`, keeping the query. The path is re-encoded from its
+/// normalised form, so it never starts with `//` (which a browser would read
+/// as another host: an open redirect).
+fn redirect_to_slash(path: &str, query: Option<&str>) -> Response<Body> {
+    let mut location = paths::encode(path);
+    location.push('/');
+    if let Some(query) = query {
+        location.push('?');
+        location.push_str(query);
+    }
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::MOVED_PERMANENTLY;
+    // Encoded path and a query hyper already validated: visible ASCII only.
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+fn listing(html: String, head: bool) -> Response<Body> {
+    let len = html.len();
+    let body = if head {
+        Body::empty()
+    } else {
+        Body::full(html)
+    };
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    response
+}
+
+/// Steps 5 to 7 for an open regular file.
+fn serve_file(parts: &Parts, file: OpenFile) -> Result<Response<Body>, Error> {
+    let v = &file.validators;
+    let now = SystemTime::now();
+    match conditional::evaluate(&parts.method, &parts.headers, v, now) {
+        Outcome::Proceed => {}
+        Outcome::NotModified => return Ok(not_modified(&file)),
+        Outcome::PreconditionFailed => {
+            return Err(Error::downstream(ErrorKind::PreconditionFailed))
+        }
+    }
+
+    let plan = range_plan(parts, &file, now);
+    let content_type = mime::content_type(&file.url_path);
+    let mut response = Response::new(Body::empty());
+    let headers = response.headers_mut();
+    headers.insert(header::ETAG, v.etag_header());
+    if let Some(last_modified) = v.last_modified_header() {
+        headers.insert(header::LAST_MODIFIED, last_modified);
+    }
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+
+    let (status, body_len, body) = match plan {
+        Plan::Unsatisfiable => {
+            return Err(Error::downstream(ErrorKind::RangeNotSatisfiable(file.len)));
+        }
+        Plan::Full => {
+            headers.insert(header::CONTENT_TYPE, content_type);
+            let body = file.source.map(|s| s.whole(file.len));
+            (StatusCode::OK, file.len, body)
+        }
+        Plan::Single(range) => {
+            headers.insert(header::CONTENT_TYPE, content_type);
+            let content_range =
+                HeaderValue::from_str(&range.content_range(file.len)).expect("digits");
+            headers.insert(header::CONTENT_RANGE, content_range);
+            let body = file.source.map(|s| s.range(range));
+            (StatusCode::PARTIAL_CONTENT, range.size(), body)
+        }
+        Plan::Multi(ranges) => {
+            let part_type = content_type.to_str().unwrap_or("application/octet-stream");
+            let multipart = Multipart::new(&ranges, file.len, part_type);
+            let value = HeaderValue::from_str(&multipart.content_type).expect("ASCII boundary");
+            headers.insert(header::CONTENT_TYPE, value);
+            let body = file.source.map(|s| s.pieces(multipart.pieces));
+            (StatusCode::PARTIAL_CONTENT, multipart.len, body)
+        }
+    };
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body_len));
+    *response.status_mut() = status;
+    // HEAD has no source: same headers, no body.
+    *response.body_mut() = body.unwrap_or_default();
+    Ok(response)
+}
+
+/// Step 6: RFC 9110 section 14.2: Range applies to GET only, is ignored when
+/// invalid or repeated, and If-Range (section 13.1.5) may turn it off.
+fn range_plan(parts: &Parts, file: &OpenFile, now: SystemTime) -> Plan {
+    if parts.method != Method::GET {
+        return Plan::Full;
+    }
+    let mut values = parts.headers.get_all(header::RANGE).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return Plan::Full;
+    };
+    let Some(specs) = value.to_str().ok().and_then(range::parse) else {
+        return Plan::Full;
+    };
+    if !conditional::if_range_allows(&parts.headers, &file.validators, now) {
+        return Plan::Full;
+    }
+    range::plan(&specs, file.len)
+}
+
+/// 304 (RFC 9110 section 15.4.5): the validators a 200 would carry, no
+/// content headers, no body.
+fn not_modified(file: &OpenFile) -> Response<Body> {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::NOT_MODIFIED;
+    let headers = response.headers_mut();
+    headers.insert(header::ETAG, file.validators.etag_header());
+    if let Some(last_modified) = file.validators.last_modified_header() {
+        headers.insert(header::LAST_MODIFIED, last_modified);
+    }
+    response
 }

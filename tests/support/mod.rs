@@ -41,7 +41,11 @@ impl TestServer {
     }
 
     /// Run the binary with these arguments in `cwd` (default: the temp dir).
-    pub fn spawn(dir: tempfile::TempDir, args: &[String], cwd: Option<&Path>) -> Result<TestServer, String> {
+    pub fn spawn(
+        dir: tempfile::TempDir,
+        args: &[String],
+        cwd: Option<&Path>,
+    ) -> Result<TestServer, String> {
         let mut child = Command::new(BIN)
             .args(args)
             .current_dir(cwd.unwrap_or(dir.path()))
@@ -259,16 +263,22 @@ pub fn rss_kib(pid: u32) -> u64 {
 
 /// Number of open descriptors of a process, from /proc.
 pub fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 /// Children of `pid` that are zombies, from /proc/*/stat.
 pub fn zombie_children(pid: u32) -> Vec<u32> {
     let mut zombies = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
         // pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
-        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { continue };
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
         let mut fields = rest.split_whitespace();
         let state = fields.next();
         let ppid: Option<u32> = fields.next().and_then(|p| p.parse().ok());

@@ -1,0 +1,58 @@
+//! Content-Type from the file name's extension.
+
+use http::HeaderValue;
+
+/// Types that are text but not `text/*`: without a charset, browsers guess
+/// (and a guessed UTF-7 or Latin-1 has been an XSS vector).
+const TEXT_LIKE: &[&str] = &[
+    "application/javascript",
+    "application/json",
+    "application/xml",
+    "image/svg+xml",
+];
+
+/// The Content-Type for a URL path: the type its extension names, with
+/// `; charset=utf-8` for text; `application/octet-stream` when unknown.
+pub fn content_type(path: &str) -> HeaderValue {
+    let mime = mime_guess::from_path(path).first_or_octet_stream();
+    let essence = mime.essence_str();
+    let is_text = mime.type_() == mime_guess::mime::TEXT || TEXT_LIKE.contains(&essence);
+    let value = if is_text {
+        format!("{essence}; charset=utf-8")
+    } else {
+        essence.to_owned()
+    };
+    // Built from a registered type name: always a valid header value.
+    HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("application/octet-stream"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_and_charsets() {
+        for (path, expected) in [
+            ("/index.html", "text/html; charset=utf-8"),
+            ("/INDEX.HTM", "text/html; charset=utf-8"),
+            ("/style.css", "text/css; charset=utf-8"),
+            ("/a.txt", "text/plain; charset=utf-8"),
+            ("/app.js", "text/javascript; charset=utf-8"),
+            ("/mod.mjs", "application/javascript; charset=utf-8"),
+            ("/data.json", "application/json; charset=utf-8"),
+            ("/logo.svg", "image/svg+xml; charset=utf-8"),
+            ("/feed.xml", "text/xml; charset=utf-8"),
+            ("/photo.png", "image/png"),
+            ("/photo.JPG", "image/jpeg"),
+            ("/doc.pdf", "application/pdf"),
+            ("/a.wasm", "application/wasm"),
+            ("/archive.tar.gz", "application/gzip"),
+            ("/README", "application/octet-stream"),
+            ("/file.unknownext", "application/octet-stream"),
+            ("/dir.d/noext", "application/octet-stream"),
+            ("/.hidden", "application/octet-stream"),
+        ] {
+            assert_eq!(content_type(path), expected, "{path}");
+        }
+    }
+}

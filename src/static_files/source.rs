@@ -1,0 +1,202 @@
+//! Where a file's bytes come from, and the bodies made from them: a small file
+//! already in memory, or an open file streamed in 64 KiB chunks as the client
+//! reads (memory stays flat for any size; hyper's `send_file` example).
+
+use std::collections::VecDeque;
+use std::io::{self, SeekFrom};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{stream, TryStreamExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
+
+use super::range::{ByteRange, Piece};
+use crate::body::Body;
+
+/// Files up to this size are read whole in the blocking step; it is also the
+/// chunk size of streamed files.
+pub const CHUNK: usize = 64 * 1024;
+
+/// The content of a file about to be served.
+#[derive(Debug)]
+pub enum Source {
+    /// Read entirely (small files).
+    Memory(Bytes),
+    /// Open, positioned at its start.
+    File(std::fs::File),
+}
+
+impl Source {
+    /// The whole file (`len` bytes).
+    pub fn whole(self, len: u64) -> Body {
+        match self {
+            Source::Memory(bytes) => Body::full(bytes),
+            Source::File(file) => {
+                let file = tokio::fs::File::from_std(file);
+                Body::stream(ReaderStream::with_capacity(file.take(len), CHUNK))
+            }
+        }
+    }
+
+    /// One range of the file.
+    pub fn range(self, range: ByteRange) -> Body {
+        match self {
+            Source::Memory(bytes) => Body::full(slice(&bytes, range)),
+            Source::File(file) => {
+                let mut file = tokio::fs::File::from_std(file);
+                // Seeking is a blocking call too: tokio runs it off the runtime.
+                let opened = stream::once(async move {
+                    file.seek(SeekFrom::Start(range.first)).await?;
+                    Ok::<_, io::Error>(ReaderStream::with_capacity(file.take(range.size()), CHUNK))
+                });
+                Body::stream(opened.try_flatten())
+            }
+        }
+    }
+
+    /// Literal pieces and ranges of the file in order (a multipart body).
+    pub fn pieces(self, pieces: Vec<Piece>) -> Body {
+        match self {
+            Source::Memory(bytes) => {
+                let mut out = BytesMut::new();
+                for piece in &pieces {
+                    match piece {
+                        Piece::Literal(literal) => out.extend_from_slice(literal),
+                        Piece::File(range) => out.extend_from_slice(&slice(&bytes, *range)),
+                    }
+                }
+                Body::full(out.freeze())
+            }
+            Source::File(file) => {
+                let state = Pieces {
+                    file: tokio::fs::File::from_std(file),
+                    position: 0,
+                    pending: pieces.into(),
+                };
+                Body::stream(stream::try_unfold(state, Pieces::next_chunk))
+            }
+        }
+    }
+}
+
+/// Bytes of `range`, clamped to what was read (the file may have shrunk).
+fn slice(bytes: &Bytes, range: ByteRange) -> Bytes {
+    let len = bytes.len() as u64;
+    if len == 0 {
+        return Bytes::new();
+    }
+    let first = range.first.min(len) as usize;
+    let end = range.last.saturating_add(1).min(len) as usize;
+    bytes.slice(first..end.max(first))
+}
+
+/// A multipart body in progress over one open file.
+struct Pieces {
+    file: tokio::fs::File,
+    position: u64,
+    pending: VecDeque<Piece>,
+}
+
+impl Pieces {
+    /// The next chunk: a literal, or up to [`CHUNK`] bytes of the current range.
+    async fn next_chunk(mut self) -> io::Result<Option<(Bytes, Self)>> {
+        let Some(piece) = self.pending.pop_front() else {
+            return Ok(None);
+        };
+        let range = match piece {
+            Piece::Literal(bytes) => return Ok(Some((bytes, self))),
+            Piece::File(range) => range,
+        };
+        if self.position != range.first {
+            self.file.seek(SeekFrom::Start(range.first)).await?;
+            self.position = range.first;
+        }
+        let want = range.size().min(CHUNK as u64);
+        let mut buf = BytesMut::with_capacity(want as usize);
+        let read = (&mut self.file).take(want).read_buf(&mut buf).await? as u64;
+        if read == 0 {
+            // Shorter than its Content-Length: the client sees a truncated body.
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shrank while serving",
+            ));
+        }
+        self.position += read;
+        if read < range.size() {
+            self.pending.push_front(Piece::File(ByteRange {
+                first: range.first + read,
+                last: range.last,
+            }));
+        }
+        Ok(Some((buf.freeze(), self)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    fn r(first: u64, last: u64) -> ByteRange {
+        ByteRange { first, last }
+    }
+
+    async fn collect(body: Body) -> Vec<u8> {
+        body.collect().await.unwrap().to_bytes().to_vec()
+    }
+
+    fn big_file(len: usize) -> (tempfile::NamedTempFile, Vec<u8>) {
+        let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), &data).unwrap();
+        (file, data)
+    }
+
+    #[tokio::test]
+    async fn file_ranges_stream_the_right_bytes() {
+        let (tmp, data) = big_file(3 * CHUNK + 17);
+        let open = || Source::File(std::fs::File::open(tmp.path()).unwrap());
+        assert_eq!(collect(open().whole(data.len() as u64)).await, data);
+        let range = r(CHUNK as u64 - 3, 2 * CHUNK as u64 + 5);
+        let expected = &data[range.first as usize..=range.last as usize];
+        assert_eq!(collect(open().range(range)).await, expected);
+    }
+
+    #[tokio::test]
+    async fn file_pieces_interleave_literals_and_ranges() {
+        let (tmp, data) = big_file(3 * CHUNK);
+        let ranges = [
+            r(10, 19),
+            r(CHUNK as u64, 2 * CHUNK as u64 + 100),
+            r(3 * CHUNK as u64 - 1, 3 * CHUNK as u64 - 1),
+        ];
+        let pieces = vec![
+            Piece::Literal(Bytes::from_static(b"<a>")),
+            Piece::File(ranges[0]),
+            Piece::File(ranges[1]),
+            Piece::Literal(Bytes::from_static(b"<b>")),
+            Piece::File(ranges[2]),
+            Piece::File(ranges[0]),
+        ];
+        let mut expected = b"<a>".to_vec();
+        let part = |r: ByteRange| &data[r.first as usize..=r.last as usize];
+        expected.extend_from_slice(part(ranges[0]));
+        expected.extend_from_slice(part(ranges[1]));
+        expected.extend_from_slice(b"<b>");
+        expected.extend_from_slice(part(ranges[2]));
+        expected.extend_from_slice(part(ranges[0]));
+        let from_file = Source::File(std::fs::File::open(tmp.path()).unwrap());
+        assert_eq!(collect(from_file.pieces(pieces.clone())).await, expected);
+        let from_memory = Source::Memory(Bytes::from(data.clone()));
+        assert_eq!(collect(from_memory.pieces(pieces)).await, expected);
+    }
+
+    #[test]
+    fn memory_slices_clamp() {
+        let bytes = Bytes::from_static(b"0123456789");
+        assert_eq!(slice(&bytes, r(2, 4)), "234");
+        assert_eq!(slice(&bytes, r(8, 20)), "89");
+        assert_eq!(slice(&bytes, r(20, 30)), "");
+        assert_eq!(slice(&Bytes::new(), r(0, 0)), "");
+    }
+}

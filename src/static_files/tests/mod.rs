@@ -1,0 +1,118 @@
+//! `handle()` driven directly against a temporary document root.
+
+mod security;
+mod serving;
+mod validators;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+
+use super::handle;
+use crate::config::{Config, Limits, LogTarget};
+use crate::context::{ConnInfo, RequestCtx, RequestId};
+use crate::error::ErrorKind;
+
+struct Site {
+    _dir: tempfile::TempDir,
+    /// Canonical document root.
+    root: PathBuf,
+    /// A directory next to the root (outside it).
+    outside: PathBuf,
+    config: Config,
+}
+
+/// What a request got: status, headers, body bytes; or the error kind.
+type Outcome = Result<(StatusCode, HeaderMap, Vec<u8>), ErrorKind>;
+
+fn site() -> Site {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().canonicalize().unwrap();
+    let root = base.join("htdocs");
+    let outside = base.join("outside");
+    std::fs::create_dir_all(root.join("docs")).unwrap();
+    std::fs::create_dir_all(root.join("empty")).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(root.join("hello.txt"), b"hello, world\n").unwrap();
+    std::fs::write(root.join("docs/index.html"), b"<h1>docs</h1>").unwrap();
+    std::fs::write(root.join("digits.txt"), b"0123456789").unwrap();
+    std::fs::write(outside.join("secret.txt"), b"secret").unwrap();
+    let config = Config {
+        listen: Vec::new(),
+        server_name: "localhost".into(),
+        document_root: Some(root.clone()),
+        index: vec!["index.html".into(), "index.htm".into()],
+        serve_dotfiles: false,
+        directory_listing: false,
+        access_log: LogTarget::Off,
+        error_log: LogTarget::Off,
+        log_level: "info".into(),
+        shutdown_grace: Duration::from_secs(1),
+        limits: Limits {
+            max_request_body: 1 << 20,
+            max_header_bytes: 1 << 16,
+            max_uri_bytes: 8192,
+            header_read_timeout: Duration::from_secs(10),
+            keepalive_timeout: Duration::from_secs(75),
+        },
+        tls: None,
+        cgi: Vec::new(),
+        fastcgi: Vec::new(),
+    };
+    Site {
+        _dir: dir,
+        root,
+        outside,
+        config,
+    }
+}
+
+impl Site {
+    async fn request(&self, method: Method, uri: &str, headers: &[(&str, &str)]) -> Outcome {
+        let mut builder = Request::builder().method(method).uri(uri);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let (parts, ()) = builder.body(()).unwrap().into_parts();
+        let path = crate::paths::normalize(parts.uri.path()).map_err(|e| e.kind)?;
+        let response = handle(&parts, &path, &self.ctx())
+            .await
+            .map_err(|e| e.kind)?;
+        let (head, body) = response.into_parts();
+        let body = body.collect().await.unwrap().to_bytes().to_vec();
+        Ok((head.status, head.headers, body))
+    }
+
+    fn ctx(&self) -> RequestCtx {
+        let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        RequestCtx {
+            id: RequestId(1),
+            conn: Arc::new(ConnInfo {
+                peer,
+                local: "127.0.0.1:8080".parse().unwrap(),
+                secure: false,
+            }),
+            config: Arc::new(self.config.clone()),
+        }
+    }
+
+    async fn get(&self, uri: &str, headers: &[(&str, &str)]) -> Outcome {
+        self.request(Method::GET, uri, headers).await
+    }
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).map(|v| v.to_str().unwrap())
+}
+
+fn ok(outcome: Outcome) -> (StatusCode, HeaderMap, Vec<u8>) {
+    outcome.unwrap_or_else(|kind| panic!("expected a response, got {kind:?}"))
+}
+
+fn write(path: &Path, content: &[u8]) {
+    std::fs::write(path, content).unwrap();
+}
