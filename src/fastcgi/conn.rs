@@ -74,6 +74,8 @@ pub struct Request {
     body: Option<RequestBody>,
     pub read_timeout: Duration,
     pub id: RequestId,
+    /// Ask for FCGI_KEEP_CONN (the route keeps idle connections).
+    pub keep_conn: bool,
 }
 
 impl Request {
@@ -84,6 +86,7 @@ impl Request {
         body: Option<RequestBody>,
         read_timeout: Duration,
         id: RequestId,
+        keep_conn: bool,
     ) -> Result<Self, Failure>
     where
         I: IntoIterator<Item = (&'a [u8], &'a [u8])>,
@@ -96,6 +99,7 @@ impl Request {
             body,
             read_timeout,
             id,
+            keep_conn,
         };
         req.prefetch()?;
         Ok(req)
@@ -124,9 +128,9 @@ impl Request {
     }
 
     /// BEGIN_REQUEST, PARAMS and the body read so far, as one buffer.
-    fn head(&self, keep_conn: bool) -> BytesMut {
+    fn head(&self) -> BytesMut {
         let mut buf = BytesMut::with_capacity(16 + self.params.len() + self.stdin_head.len());
-        record::put_begin_request(&mut buf, REQUEST_ID, keep_conn);
+        record::put_begin_request(&mut buf, REQUEST_ID, self.keep_conn);
         buf.extend_from_slice(&self.params);
         buf.extend_from_slice(&self.stdin_head);
         buf
@@ -156,16 +160,15 @@ enum Outcome {
 async fn run(mut conn: PooledConn, mut req: Request, tx: mpsc::Sender<Event>) {
     let mut retried = false;
     loop {
-        let keep_conn = conn.keep_conn();
         let (stream, answered) = conn.split();
-        let outcome = attempt(stream, answered, &mut req, keep_conn, &tx).await;
+        let outcome = attempt(stream, answered, &mut req, &tx).await;
         match outcome {
             Outcome::Done { end, reusable } => {
                 if end.app_status != 0 {
                     tracing::debug!(request = %req.id, app_status = end.app_status, "fastcgi app status");
                 }
                 let _ = tx.send(Event::End(end)).await;
-                if reusable && keep_conn {
+                if reusable && req.keep_conn {
                     conn.release();
                 }
                 return;
@@ -223,12 +226,11 @@ async fn attempt(
     stream: &mut super::stream::BackendStream,
     answered: Answered<'_>,
     req: &mut Request,
-    keep_conn: bool,
     tx: &mpsc::Sender<Event>,
 ) -> Outcome {
     let (read_half, mut write_half) = tokio::io::split(stream);
     let mut records = FramedRead::new(read_half, RecordCodec);
-    let head = req.head(keep_conn);
+    let head = req.head();
     let read_timeout = req.read_timeout;
     let id = req.id;
     // Progress either way pushes the read timeout back: a long upload to a

@@ -69,19 +69,14 @@ pub struct Runtime {
 impl Runtime {
     /// Build pools and start managed (`spawn:`) backends.
     ///
-    /// Routes naming the same address share one pool (its capacity is the
-    /// backend's, not the route's), with the settings of the first of them.
+    /// Routes naming the same address share one pool, since the capacity is
+    /// the backend's, not the route's: it keeps the most idle connections any
+    /// of them asks for and the lowest `max_conns` any of them sets.
     pub async fn start(config: &Config) -> io::Result<Self> {
-        let mut by_addr: HashMap<BackendAddr, Arc<Backend>> = HashMap::new();
-        let mut backends = Vec::new();
         let mut managed = Vec::new();
-        let mut upstreams = Vec::new();
+        let mut route_addrs = Vec::new();
+        let mut settings: HashMap<BackendAddr, BackendSettings> = HashMap::new();
         for route in &config.fastcgi {
-            let settings = BackendSettings {
-                connect_timeout: route.connect_timeout,
-                keepalive: route.keepalive,
-                max_conns: route.max_conns,
-            };
             let addrs = match &route.target {
                 FastCgiTarget::Backends(addrs) => addrs.clone(),
                 FastCgiTarget::Spawn(spawn_config) => {
@@ -91,17 +86,41 @@ impl Runtime {
                     vec![addr]
                 }
             };
-            let mut list = Vec::new();
-            for addr in addrs {
-                let backend = by_addr.entry(addr.clone()).or_insert_with(|| {
-                    let b = Backend::new(addr, settings.clone());
-                    backends.push(b.clone());
-                    b
+            for addr in &addrs {
+                let merged = settings.entry(addr.clone()).or_insert(BackendSettings {
+                    connect_timeout: route.connect_timeout,
+                    keepalive: 0,
+                    max_conns: None,
                 });
-                list.push(backend.clone());
+                merged.keepalive = merged.keepalive.max(route.keepalive);
+                merged.max_conns = match (merged.max_conns, route.max_conns) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
             }
-            upstreams.push(Upstream::new(list));
+            route_addrs.push(addrs);
         }
+        let mut by_addr: HashMap<BackendAddr, Arc<Backend>> = HashMap::new();
+        let mut backends = Vec::new();
+        let upstreams = route_addrs
+            .into_iter()
+            .map(|addrs| {
+                let list = addrs
+                    .into_iter()
+                    .map(|addr| {
+                        by_addr
+                            .entry(addr.clone())
+                            .or_insert_with(|| {
+                                let b = Backend::new(addr.clone(), settings[&addr].clone());
+                                backends.push(b.clone());
+                                b
+                            })
+                            .clone()
+                    })
+                    .collect();
+                Upstream::new(list)
+            })
+            .collect();
         Ok(Runtime {
             upstreams,
             backends,
@@ -162,6 +181,7 @@ pub async fn handle(
         body,
         config.read_timeout,
         ctx.id,
+        config.keepalive > 0,
     )
     .map_err(failure_error)?;
     let events = conn::spawn(conn, req);

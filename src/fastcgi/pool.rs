@@ -40,7 +40,7 @@ const VALUES_TIMEOUT: Duration = Duration::from_secs(1);
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-/// The settings of one backend, taken from the route that names it.
+/// The settings of one backend (merged when several routes name it).
 #[derive(Debug, Clone)]
 pub struct BackendSettings {
     pub connect_timeout: Duration,
@@ -297,11 +297,6 @@ impl PooledConn {
     /// True when this connection served an earlier request.
     pub fn reused(&self) -> bool {
         self.reused
-    }
-
-    /// Whether requests on this connection ask for FCGI_KEEP_CONN.
-    pub fn keep_conn(&self) -> bool {
-        self.backend().settings.keepalive > 0
     }
 
     pub fn stream(&mut self) -> &mut BackendStream {

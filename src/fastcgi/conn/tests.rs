@@ -45,6 +45,7 @@ fn request(params: &[(&str, &str)], body: Option<RequestBody>, timeout: Duration
         body,
         timeout,
         RequestId(7),
+        true,
     )
     .unwrap_or_else(|_| panic!("request"))
 }
@@ -91,7 +92,9 @@ async fn keepalive_zero_means_no_keep_conn() {
     let fake = testing::start(Options::default(), |_| answer("Status: 204\r\n\r\n")).await;
     let b = backend(&fake.addr, 0);
     for _ in 0..3 {
-        let (_, last) = exchange(&b, request(&[], None, Duration::from_secs(5))).await;
+        let req = Request::new(std::iter::empty(), None, Duration::from_secs(5), RequestId(1), false)
+            .unwrap_or_else(|_| panic!("request"));
+        let (_, last) = exchange(&b, req).await;
         assert!(matches!(last, Event::End(_)));
     }
     assert_eq!(fake.accepts.load(Ordering::SeqCst), 3);
