@@ -2,9 +2,9 @@
 //! params, bodies, reuse, local redirects, and every fault php-fpm will not
 //! produce on request.
 
-mod support;
 #[path = "support/fcgi_backend.rs"]
 mod fcgi_backend;
+mod support;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -75,7 +75,10 @@ fn params_for_a_mounted_responder() {
     assert_eq!(env["APP_ENV"], "test", "route params");
     assert_eq!(env["HTTP_X_CUSTOM"], "yes");
     assert!(!env.contains_key("HTTP_PROXY"), "httpoxy");
-    assert!(!env.contains_key("CONTENT_LENGTH"), "no body, no CONTENT_LENGTH");
+    assert!(
+        !env.contains_key("CONTENT_LENGTH"),
+        "no body, no CONTENT_LENGTH"
+    );
     assert!(!env.contains_key("HTTPS"));
 }
 
@@ -94,7 +97,9 @@ fn bodies_with_and_without_a_length() {
     let data = "x".repeat(200_000);
     let resp = client()
         .post(srv.url("/t/stdin"))
-        .body(reqwest::blocking::Body::new(std::io::Cursor::new(data.clone())))
+        .body(reqwest::blocking::Body::new(std::io::Cursor::new(
+            data.clone(),
+        )))
         .send()
         .unwrap();
     let text = resp.text().unwrap();
@@ -105,11 +110,17 @@ fn bodies_with_and_without_a_length() {
 fn connections_are_reused() {
     let backend = FcgiBackend::start(8);
     let other = FcgiBackend::start(8);
-    let extra = format!("  - prefix: /k0/\n    backends: [\"{}\"]\n    keepalive: 0\n", other.addr);
+    let extra = format!(
+        "  - prefix: /k0/\n    backends: [\"{}\"]\n    keepalive: 0\n",
+        other.addr
+    );
     let srv = server(&backend, &extra);
     let c = client();
     for _ in 0..10 {
-        assert_eq!(c.get(srv.url("/t/")).send().unwrap().text().unwrap(), "hello");
+        assert_eq!(
+            c.get(srv.url("/t/")).send().unwrap().text().unwrap(),
+            "hello"
+        );
     }
     assert!(backend.requests() >= 10);
     assert!(
@@ -120,7 +131,11 @@ fn connections_are_reused() {
     for _ in 0..3 {
         assert_eq!(c.get(srv.url("/k0/")).send().unwrap().status(), 200);
     }
-    assert_eq!(other.accepts(), 3, "keepalive: 0 is a connection per request");
+    assert_eq!(
+        other.accepts(),
+        3,
+        "keepalive: 0 is a connection per request"
+    );
 }
 
 #[test]
@@ -158,7 +173,10 @@ fn a_silent_backend_is_504() {
     let started = Instant::now();
     let resp = client().get(srv.url("/t/slow")).send().unwrap();
     assert_eq!(resp.status(), 504);
-    assert!(started.elapsed() < Duration::from_millis(2500), "read_timeout is 1s");
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "read_timeout is 1s"
+    );
 }
 
 #[test]
@@ -168,10 +186,17 @@ fn local_and_client_redirects() {
     let resp = client().get(srv.url("/t/local")).send().unwrap();
     assert_eq!(resp.status(), 200);
     let env = env_of(&resp.text().unwrap());
-    assert_eq!(env["QUERY_STRING"], "from=local", "re-dispatched as GET /t/env?from=local");
+    assert_eq!(
+        env["QUERY_STRING"], "from=local",
+        "re-dispatched as GET /t/env?from=local"
+    );
 
     let resp = client().get(srv.url("/t/remote")).send().unwrap();
-    assert_eq!(resp.status(), 302, "Location without Status is a 302, not a blank 200");
+    assert_eq!(
+        resp.status(),
+        302,
+        "Location without Status is a 302, not a blank 200"
+    );
     assert_eq!(resp.headers()["location"], "http://example.com/");
 }
 
@@ -185,10 +210,16 @@ fn php_style_routes_check_the_script_first() {
     let env = env_of(&resp.text().unwrap());
     assert_eq!(env["SCRIPT_NAME"], "/exists.php");
     assert_eq!(env["PATH_INFO"], "/env");
-    assert_eq!(env["SCRIPT_FILENAME"], root.join("exists.php").display().to_string());
+    assert_eq!(
+        env["SCRIPT_FILENAME"],
+        root.join("exists.php").display().to_string()
+    );
     let docroot = srv.dir.path().join("htdocs").canonicalize().unwrap();
     assert_eq!(env["DOCUMENT_ROOT"], docroot.display().to_string());
-    assert_eq!(env["PATH_TRANSLATED"], docroot.join("env").display().to_string());
+    assert_eq!(
+        env["PATH_TRANSLATED"],
+        docroot.join("env").display().to_string()
+    );
 
     // `index` for paths ending in / (the split gives no PATH_INFO there).
     let resp = client().get(srv.url("/sub/")).send().unwrap();
@@ -197,7 +228,12 @@ fn php_style_routes_check_the_script_first() {
 
     let before = backend.requests();
     // CVE-2019-11043 starts with a path whose script does not exist.
-    for path in ["/missing.php", "/missing.php/env", "/exists.gif/x.php", "/nosub/"] {
+    for path in [
+        "/missing.php",
+        "/missing.php/env",
+        "/exists.gif/x.php",
+        "/nosub/",
+    ] {
         let resp = client().get(srv.url(path)).send().unwrap();
         assert_eq!(resp.status(), 404, "{path}");
     }
@@ -210,7 +246,10 @@ fn cr_lf_and_lookalike_dots() {
     let srv = server(&backend, "");
     let before = backend.requests();
     for path in ["/t/a%0d%0aSet-Cookie:x", "/t/a%0ab", "/exists.php/%0a"] {
-        let reply = raw(srv.addr(), format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes());
+        let reply = raw(
+            srv.addr(),
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        );
         assert_eq!(status_of(&reply), 400, "{path}");
     }
     // CVE-2026-24895: U+2024 ONE DOT LEADER is no dot; this is a static 404.
@@ -223,7 +262,10 @@ fn cr_lf_and_lookalike_dots() {
 fn head_has_no_body() {
     let backend = FcgiBackend::start(8);
     let srv = server(&backend, "");
-    let reply = raw(srv.addr(), b"HEAD /t/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let reply = raw(
+        srv.addr(),
+        b"HEAD /t/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!(status_of(&reply), 200);
     assert!(!reply.contains("hello"), "{reply:?}");
 }
@@ -232,7 +274,15 @@ fn head_has_no_body() {
 fn stderr_goes_to_the_error_log_with_the_request_id() {
     let backend = FcgiBackend::start(8);
     let srv = server(&backend, "");
-    assert_eq!(client().get(srv.url("/t/stderr")).send().unwrap().text().unwrap(), "with stderr");
+    assert_eq!(
+        client()
+            .get(srv.url("/t/stderr"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap(),
+        "with stderr"
+    );
     let log = srv.wait_for_stderr("a warning from the backend");
     let line = log
         .lines()
@@ -258,7 +308,10 @@ fn failover_all_down_and_static_still_served() {
         assert_eq!(client().get(srv.url("/two/")).send().unwrap().status(), 200);
     }
     for _ in 0..2 {
-        assert_eq!(client().get(srv.url("/down/")).send().unwrap().status(), 502);
+        assert_eq!(
+            client().get(srv.url("/down/")).send().unwrap().status(),
+            502
+        );
     }
     let resp = client().get(srv.url("/index.html")).send().unwrap();
     assert_eq!(resp.status(), 200);
@@ -283,7 +336,10 @@ fn a_full_backend_queues_then_503() {
     let started = Instant::now();
     let resp = client().get(srv.url("/one/")).send().unwrap();
     assert_eq!(resp.status(), 503, "FCGI_MAX_CONNS=1 and that one is busy");
-    assert!(started.elapsed() >= Duration::from_millis(250), "it waited first");
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "it waited first"
+    );
     assert_eq!(slow.join().unwrap(), 200);
     assert_eq!(client().get(srv.url("/one/")).send().unwrap().status(), 200);
 }
@@ -305,6 +361,9 @@ fn client_disconnects_leak_nothing() {
     while support::open_fds(srv.pid()) > baseline + 1 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(support::open_fds(srv.pid()) <= baseline + 1, "descriptors released");
+    assert!(
+        support::open_fds(srv.pid()) <= baseline + 1,
+        "descriptors released"
+    );
     assert_eq!(client().get(srv.url("/t/")).send().unwrap().status(), 200);
 }

@@ -148,7 +148,10 @@ pub fn spawn(conn: PooledConn, req: Request) -> mpsc::Receiver<Event> {
 /// How one attempt ended.
 enum Outcome {
     /// END_REQUEST seen; `reusable` when the connection is in a known state.
-    Done { end: EndRequest, reusable: bool },
+    Done {
+        end: EndRequest,
+        reusable: bool,
+    },
     /// A reused connection failed before anything came back and before any
     /// body byte beyond the first write was consumed: safe to send again.
     Stale(io::Error),
@@ -302,7 +305,10 @@ async fn attempt(
                 continue; // management answers carry no part of this response
             }
             if rec.request_id != REQUEST_ID {
-                let why = format!("record for request id {}, expected {REQUEST_ID}", rec.request_id);
+                let why = format!(
+                    "record for request id {}, expected {REQUEST_ID}",
+                    rec.request_id
+                );
                 return ReadEnd::Error(record::malformed(why));
             }
             received.store(true, Relaxed);

@@ -216,13 +216,21 @@ async fn settle_body(
         return Ok((None, None));
     }
     // Chunked, or HTTP/2 without a length: read it all first.
-    let spooled = spool::spool(body, spool::MEMORY_LIMIT, ctx.config.limits.max_request_body).await?;
+    let spooled = spool::spool(
+        body,
+        spool::MEMORY_LIMIT,
+        ctx.config.limits.max_request_body,
+    )
+    .await?;
     let len = spooled.len();
     let stream = spooled
         .into_stream()
         .map_ok(http_body::Frame::data)
         .map_err(BoxError::from);
-    Ok((Some(len), Some(http_body_util::StreamBody::new(stream).boxed_unsync())))
+    Ok((
+        Some(len),
+        Some(http_body_util::StreamBody::new(stream).boxed_unsync()),
+    ))
 }
 
 /// RFC 3875 variables plus what FastCGI applications expect.
@@ -241,7 +249,11 @@ fn params(
     let opts = env::EnvOptions {
         pass_authorization: route.pass_authorization,
         content_length,
-        document_root: ctx.config.document_root.as_deref().or(route.root.as_deref()),
+        document_root: ctx
+            .config
+            .document_root
+            .as_deref()
+            .or(route.root.as_deref()),
         extra: &route.params,
     };
     let mut vars = env::build(parts, ctx, &info, &opts);
@@ -335,8 +347,9 @@ fn failure_error(failure: Failure) -> Error {
     match failure {
         Failure::Backend(err) => bad_gateway(format!("fastcgi backend: {err}")),
         Failure::Reconnect(err) => bad_gateway(format!("fastcgi reconnect: {err}")),
-        Failure::Timeout(after) => Error::upstream(ErrorKind::GatewayTimeout)
-            .with_cause(format!("no answer from the fastcgi backend within {after:?}")),
+        Failure::Timeout(after) => Error::upstream(ErrorKind::GatewayTimeout).with_cause(format!(
+            "no answer from the fastcgi backend within {after:?}"
+        )),
         Failure::Body(err) => spool::body_error(err),
     }
 }
@@ -362,4 +375,3 @@ fn head_error(err: HeadError) -> Error {
         other => bad_gateway(format!("fastcgi response: {other}")),
     }
 }
-

@@ -300,7 +300,9 @@ impl PooledConn {
     }
 
     pub fn stream(&mut self) -> &mut BackendStream {
-        self.stream.as_mut().expect("a checked-out connection has a stream")
+        self.stream
+            .as_mut()
+            .expect("a checked-out connection has a stream")
     }
 
     /// The stream, and a handle to report the first byte of the answer with.
@@ -309,7 +311,10 @@ impl PooledConn {
             flag: &self.awaiting_first_byte,
             backend: &self.ticket.0,
         };
-        let stream = self.stream.as_mut().expect("a checked-out connection has a stream");
+        let stream = self
+            .stream
+            .as_mut()
+            .expect("a checked-out connection has a stream");
         (stream, answered)
     }
 
@@ -332,7 +337,11 @@ impl PooledConn {
 impl Drop for PooledConn {
     fn drop(&mut self) {
         let backend = self.ticket.0.clone();
-        self.split().1.mark();
+        Answered {
+            flag: &self.awaiting_first_byte,
+            backend: &backend,
+        }
+        .mark();
         let keep = self.reusable && backend.unanswered.load(Ordering::Relaxed) == 0;
         let mut slots = lock(&backend.slots);
         match self.stream.take() {
@@ -416,9 +425,8 @@ impl Upstream {
                 }
             }
         }
-        Err(Error::upstream(ErrorKind::BadGateway).with_cause(
-            last_err.unwrap_or_else(|| "no fastcgi backend".to_string()),
-        ))
+        Err(Error::upstream(ErrorKind::BadGateway)
+            .with_cause(last_err.unwrap_or_else(|| "no fastcgi backend".to_string())))
     }
 }
 

@@ -294,7 +294,10 @@ mod tests {
         let end = EndRequest::parse(&[0, 0, 1, 2, 2, 0, 0, 0]).unwrap();
         assert_eq!(end.app_status, 258);
         assert_eq!(end.protocol_status, protocol_status::OVERLOADED);
-        assert!(EndRequest::parse(&[0, 0, 0]).is_err(), "short body: error, no panic");
+        assert!(
+            EndRequest::parse(&[0, 0, 0]).is_err(),
+            "short body: error, no panic"
+        );
     }
 
     #[test]

@@ -78,7 +78,10 @@ pub fn resolve(route: &FastCgiRoute, path: &str, document_root: Option<&Path>) -
 /// `split_path_info` captures 1 and 2; without a match the whole path is the
 /// script (nginx's `fastcgi_split_path_info` does the same).
 fn split(route: &FastCgiRoute, path: &str) -> (String, Option<String>) {
-    let captures = route.split_path_info.as_ref().and_then(|re| re.captures(path));
+    let captures = route
+        .split_path_info
+        .as_ref()
+        .and_then(|re| re.captures(path));
     match captures.as_ref().and_then(|c| c.get(1).map(|m| (c, m))) {
         Some((c, script)) => {
             let info = c.get(2).map(|m| m.as_str()).filter(|s| !s.is_empty());
@@ -136,7 +139,10 @@ mod tests {
     }
 
     fn php() -> FastCgiRoute {
-        route(RouteMatch::Regex(Regex::new(r"\.php(/|$)").unwrap()), Some("/srv/www"))
+        route(
+            RouteMatch::Regex(Regex::new(r"\.php(/|$)").unwrap()),
+            Some("/srv/www"),
+        )
     }
 
     fn script(name: &str, info: Option<&str>, file: &str) -> Script {
@@ -152,7 +158,10 @@ mod tests {
     fn prefix_routes_mount_a_responder() {
         let r = route(RouteMatch::Prefix("/app/".into()), None);
         let s = resolve(&r, "/app/hello/world", None);
-        assert_eq!((s.script_name.as_str(), s.path_info.as_deref()), ("/app", Some("/hello/world")));
+        assert_eq!(
+            (s.script_name.as_str(), s.path_info.as_deref()),
+            ("/app", Some("/hello/world"))
+        );
         assert!(!s.must_exist);
         let s = resolve(&r, "/app/", None);
         assert_eq!(s.path_info.as_deref(), Some("/"));
@@ -164,14 +173,26 @@ mod tests {
     fn split_path_info_table() {
         let r = php();
         for (path, want) in [
-            ("/index.php", script("/index.php", None, "/srv/www/index.php")),
-            ("/a/b.php/x/y", script("/a/b.php", Some("/x/y"), "/srv/www/a/b.php")),
+            (
+                "/index.php",
+                script("/index.php", None, "/srv/www/index.php"),
+            ),
+            (
+                "/a/b.php/x/y",
+                script("/a/b.php", Some("/x/y"), "/srv/www/a/b.php"),
+            ),
             ("/b.php/", script("/b.php", Some("/"), "/srv/www/b.php")),
             // Lazy: the first .php ends the script (nginx's usual pattern).
-            ("/x.php/y.php", script("/x.php", Some("/y.php"), "/srv/www/x.php")),
+            (
+                "/x.php/y.php",
+                script("/x.php", Some("/y.php"), "/srv/www/x.php"),
+            ),
             // CVE-2019-11043 request shape: PATH_INFO with a newline never
             // gets here (400 first), and the script must exist.
-            ("/dir/", script("/dir/index.php", None, "/srv/www/dir/index.php")),
+            (
+                "/dir/",
+                script("/dir/index.php", None, "/srv/www/dir/index.php"),
+            ),
         ] {
             assert_eq!(resolve(&r, path, None), want, "{path}");
         }
@@ -180,12 +201,18 @@ mod tests {
     #[test]
     fn unicode_lookalike_dots_do_not_split_cve_2026_24895() {
         let r = php();
-        let RouteMatch::Regex(matcher) = &r.matcher else { unreachable!() };
+        let RouteMatch::Regex(matcher) = &r.matcher else {
+            unreachable!()
+        };
         for dot in ['\u{2024}', '\u{FF0E}', '\u{FE52}', '\u{0701}', '\u{3002}'] {
             let path = format!("/shell{dot}php");
             assert!(!matcher.is_match(&path), "{path:?} must not route to PHP");
             let s = resolve(&r, &format!("/up{dot}php/real.php/info"), None);
-            assert_eq!(s.script_name, format!("/up{dot}php/real.php"), "split at the ASCII dot only");
+            assert_eq!(
+                s.script_name,
+                format!("/up{dot}php/real.php"),
+                "split at the ASCII dot only"
+            );
             assert_eq!(s.path_info.as_deref(), Some("/info"));
         }
         // Nor does case: `.PHP` is not `.php` for a case-sensitive pattern.
@@ -196,7 +223,11 @@ mod tests {
     fn cr_lf_nul_are_refused() {
         for bad in ["/a.php/\n", "/a\r.php", "/a.php\0", "/x.php/%0a"] {
             let decoded = bad.replace("%0a", "\n");
-            assert_eq!(check_path_bytes(&decoded).unwrap_err().kind, ErrorKind::BadRequest, "{bad:?}");
+            assert_eq!(
+                check_path_bytes(&decoded).unwrap_err().kind,
+                ErrorKind::BadRequest,
+                "{bad:?}"
+            );
         }
         assert!(check_path_bytes("/fine.php/ok").is_ok());
     }
@@ -212,15 +243,27 @@ mod tests {
         let ok = resolve(&r, "/real.php/extra", None);
         assert!(check_exists(&root, &ok).is_ok());
         assert_eq!(ok.script_filename, root.join("real.php"));
-        for missing in ["/nope.php", "/real.php.php", "/sub.php", "/upload.gif/x.php"] {
+        for missing in [
+            "/nope.php",
+            "/real.php.php",
+            "/sub.php",
+            "/upload.gif/x.php",
+        ] {
             let s = resolve(&r, missing, None);
-            assert_eq!(check_exists(&root, &s).unwrap_err().kind, ErrorKind::NotFound, "{missing}");
+            assert_eq!(
+                check_exists(&root, &s).unwrap_err().kind,
+                ErrorKind::NotFound,
+                "{missing}"
+            );
         }
         #[cfg(unix)]
         {
             std::os::unix::fs::symlink("/etc/hostname", root.join("escape.php")).unwrap();
             let s = resolve(&r, "/escape.php", None);
-            assert!(check_exists(&root, &s).is_err(), "a symlink out of root is refused");
+            assert!(
+                check_exists(&root, &s).is_err(),
+                "a symlink out of root is refused"
+            );
         }
     }
 

@@ -46,7 +46,9 @@ pub struct Managed {
 impl Managed {
     /// Create the socket and start the copies. Must run inside the runtime.
     pub fn start(config: &SpawnConfig) -> io::Result<Managed> {
-        let dir = tempfile::Builder::new().prefix("gatehouse-fcgi-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("gatehouse-fcgi-")
+            .tempdir()?;
         let socket = dir.path().join("app.sock");
         let listener = UnixListener::bind(&socket)?;
         let stop = CancellationToken::new();
@@ -82,7 +84,8 @@ impl Managed {
     /// until all are reaped.
     pub async fn shutdown(&self) {
         self.stop.cancel();
-        let handles = std::mem::take(&mut *self.supervisors.lock().unwrap_or_else(|p| p.into_inner()));
+        let handles =
+            std::mem::take(&mut *self.supervisors.lock().unwrap_or_else(|p| p.into_inner()));
         for handle in handles {
             let _ = handle.await;
         }
@@ -186,7 +189,10 @@ async fn stop_child(child: &mut Child, pid: u32) {
     }
     let group = Pid::from_raw(raw);
     let _ = killpg(group, Signal::SIGTERM);
-    if tokio::time::timeout(STOP_GRACE, child.wait()).await.is_err() {
+    if tokio::time::timeout(STOP_GRACE, child.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!(pid, "managed fastcgi backend ignored SIGTERM; killing it");
         let _ = killpg(group, Signal::SIGKILL);
         let _ = child.wait().await;
@@ -240,7 +246,9 @@ mod tests {
     #[tokio::test]
     async fn copies_share_fd0_restart_and_stop() {
         let managed = Managed::start(&config(PID_SERVER, 2)).unwrap();
-        let pid = ask_pid(managed.socket_path()).await.expect("a copy answers on fd 0");
+        let pid = ask_pid(managed.socket_path())
+            .await
+            .expect("a copy answers on fd 0");
 
         let _ = nix::sys::signal::kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
         // Comes back (after the first back-off) and serves again.
@@ -265,7 +273,8 @@ mod tests {
 
     #[tokio::test]
     async fn stubborn_copies_are_killed() {
-        let script = format!("import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n{PID_SERVER}");
+        let script =
+            format!("import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n{PID_SERVER}");
         let managed = Managed::start(&config(&script, 1)).unwrap();
         let pid = ask_pid(managed.socket_path()).await.unwrap();
         let started = Instant::now();

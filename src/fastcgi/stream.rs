@@ -29,7 +29,9 @@ impl BackendStream {
                     stream.set_nodelay(true)?;
                     Ok(BackendStream::Tcp(stream))
                 }
-                BackendAddr::Unix(path) => Ok(BackendStream::Unix(UnixStream::connect(path).await?)),
+                BackendAddr::Unix(path) => {
+                    Ok(BackendStream::Unix(UnixStream::connect(path).await?))
+                }
             }
         };
         match tokio::time::timeout(timeout, connect).await {
@@ -68,7 +70,11 @@ impl AsyncRead for BackendStream {
 }
 
 impl AsyncWrite for BackendStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             BackendStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             BackendStream::Unix(s) => Pin::new(s).poll_write(cx, buf),
@@ -99,7 +105,9 @@ mod tests {
     async fn stale_detection() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = BackendAddr::Tcp(listener.local_addr().unwrap().to_string());
-        let stream = BackendStream::connect(&addr, Duration::from_secs(2)).await.unwrap();
+        let stream = BackendStream::connect(&addr, Duration::from_secs(2))
+            .await
+            .unwrap();
         let (mut peer, _) = listener.accept().await.unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!stream.is_stale(), "a quiet open connection is usable");
@@ -108,7 +116,9 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(stream.is_stale(), "unasked data means unknown state");
 
-        let stream = BackendStream::connect(&addr, Duration::from_secs(2)).await.unwrap();
+        let stream = BackendStream::connect(&addr, Duration::from_secs(2))
+            .await
+            .unwrap();
         let (peer, _) = listener.accept().await.unwrap();
         drop(peer);
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -125,6 +135,8 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
         let missing = BackendAddr::Unix("/nonexistent/gatehouse.sock".into());
-        assert!(BackendStream::connect(&missing, Duration::from_secs(2)).await.is_err());
+        assert!(BackendStream::connect(&missing, Duration::from_secs(2))
+            .await
+            .is_err());
     }
 }

@@ -117,8 +117,12 @@ where
             let Ok((sock, _)) = listener.accept().await else {
                 return;
             };
-            let (script, options, accepts, seen) =
-                (script.clone(), options.clone(), accepts.clone(), seen.clone());
+            let (script, options, accepts, seen) = (
+                script.clone(),
+                options.clone(),
+                accepts.clone(),
+                seen.clone(),
+            );
             if options.one_at_a_time {
                 serve(sock, script, options, accepts, seen).await;
             } else {
@@ -156,7 +160,12 @@ async fn serve(
                         params::put_pair(&mut body, b"FCGI_MAX_CONNS", n.to_string().as_bytes());
                         record::put_record(&mut out, kind::GET_VALUES_RESULT, 0, &body);
                     }
-                    None => record::put_record(&mut out, kind::UNKNOWN_TYPE, 0, &[9, 0, 0, 0, 0, 0, 0, 0]),
+                    None => record::put_record(
+                        &mut out,
+                        kind::UNKNOWN_TYPE,
+                        0,
+                        &[9, 0, 0, 0, 0, 0, 0, 0],
+                    ),
                 }
                 let _ = wr.write_all(&out).await;
                 return;
@@ -168,7 +177,8 @@ async fn serve(
                 kind::BEGIN_REQUEST => seen.keep_conn = rec.content[2] & 1 == 1,
                 kind::PARAMS if rec.content.is_empty() => {
                     params_done = true;
-                    let pairs = params::decode_pairs(&Bytes::from(params_raw.split().freeze())).unwrap();
+                    let pairs =
+                        params::decode_pairs(&Bytes::from(params_raw.split().freeze())).unwrap();
                     seen.params = pairs
                         .into_iter()
                         .map(|(n, v)| {

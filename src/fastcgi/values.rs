@@ -129,7 +129,9 @@ mod tests {
                 None => tokio::time::sleep(Duration::from_secs(5)).await,
             }
         });
-        BackendStream::connect(&addr, Duration::from_secs(1)).await.unwrap()
+        BackendStream::connect(&addr, Duration::from_secs(1))
+            .await
+            .unwrap()
     }
 
     #[tokio::test]
@@ -154,7 +156,12 @@ mod tests {
     #[tokio::test]
     async fn query_unknown_type() {
         let mut answer = BytesMut::new();
-        record::put_record(&mut answer, kind::UNKNOWN_TYPE, 0, &[9, 0, 0, 0, 0, 0, 0, 0]);
+        record::put_record(
+            &mut answer,
+            kind::UNKNOWN_TYPE,
+            0,
+            &[9, 0, 0, 0, 0, 0, 0, 0],
+        );
         let stream = backend(Some(answer.to_vec())).await;
         assert!(query(stream, Duration::from_secs(1)).await.is_err());
     }

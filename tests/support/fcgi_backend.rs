@@ -146,7 +146,12 @@ fn encode_pair(out: &mut Vec<u8>, name: &str, value: &str) {
     out.extend_from_slice(value.as_bytes());
 }
 
-fn serve(mut sock: TcpStream, max_conns: usize, accepts: Arc<AtomicUsize>, requests: Arc<AtomicUsize>) {
+fn serve(
+    mut sock: TcpStream,
+    max_conns: usize,
+    accepts: Arc<AtomicUsize>,
+    requests: Arc<AtomicUsize>,
+) {
     let mut counted = false;
     loop {
         let mut params = Vec::new();
@@ -189,7 +194,10 @@ fn serve(mut sock: TcpStream, max_conns: usize, accepts: Arc<AtomicUsize>, reque
                 .unwrap_or_default()
         };
         let ok = |body: &str| {
-            let mut out = stdout(id, format!("Content-Type: text/plain\r\n\r\n{body}").as_bytes());
+            let mut out = stdout(
+                id,
+                format!("Content-Type: text/plain\r\n\r\n{body}").as_bytes(),
+            );
             out.extend(end(id));
             out
         };
@@ -199,7 +207,11 @@ fn serve(mut sock: TcpStream, max_conns: usize, accepts: Arc<AtomicUsize>, reque
                 ok(&(lines.join("\n") + "\n"))
             }
             "/stdin" => {
-                let body = format!("CONTENT_LENGTH={}\n{}", get("CONTENT_LENGTH"), String::from_utf8_lossy(&stdin));
+                let body = format!(
+                    "CONTENT_LENGTH={}\n{}",
+                    get("CONTENT_LENGTH"),
+                    String::from_utf8_lossy(&stdin)
+                );
                 ok(&body)
             }
             "/count" => ok(&accepts.load(Ordering::SeqCst).to_string()),
@@ -212,7 +224,10 @@ fn serve(mut sock: TcpStream, max_conns: usize, accepts: Arc<AtomicUsize>, reque
             }
             "/close-early" => return,
             "/close-mid" => {
-                let _ = sock.write_all(&stdout(id, b"Content-Type: text/plain\r\n\r\nthe first part"));
+                let _ = sock.write_all(&stdout(
+                    id,
+                    b"Content-Type: text/plain\r\n\r\nthe first part",
+                ));
                 std::thread::sleep(Duration::from_millis(100));
                 return;
             }

@@ -66,17 +66,31 @@ async fn exchange(b: &Arc<Backend>, req: Request) -> (Vec<u8>, Event) {
 #[tokio::test]
 async fn simple_request_and_reuse() {
     let fake = testing::start(Options::default(), |seen| {
-        answer(&format!("Content-Type: text/plain\r\n\r\nhello {}", seen.param("NAME").unwrap()))
+        answer(&format!(
+            "Content-Type: text/plain\r\n\r\nhello {}",
+            seen.param("NAME").unwrap()
+        ))
     })
     .await;
     let b = backend(&fake.addr, 4);
     for i in 0..3 {
-        let (out, last) = exchange(&b, request(&[("NAME", "world")], None, Duration::from_secs(5))).await;
-        assert_eq!(out, b"Content-Type: text/plain\r\n\r\nhello world", "request {i}");
+        let (out, last) = exchange(
+            &b,
+            request(&[("NAME", "world")], None, Duration::from_secs(5)),
+        )
+        .await;
+        assert_eq!(
+            out, b"Content-Type: text/plain\r\n\r\nhello world",
+            "request {i}"
+        );
         assert!(matches!(last, Event::End(EndRequest { app_status: 0, .. })));
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(fake.accepts.load(Ordering::SeqCst), 1, "one connection for three requests");
+    assert_eq!(
+        fake.accepts.load(Ordering::SeqCst),
+        1,
+        "one connection for three requests"
+    );
     assert_eq!(b.idle_connections(), 1);
     let seen = fake.seen.lock().unwrap();
     assert!(seen[0].keep_conn);
@@ -92,8 +106,14 @@ async fn keepalive_zero_means_no_keep_conn() {
     let fake = testing::start(Options::default(), |_| answer("Status: 204\r\n\r\n")).await;
     let b = backend(&fake.addr, 0);
     for _ in 0..3 {
-        let req = Request::new(std::iter::empty(), None, Duration::from_secs(5), RequestId(1), false)
-            .unwrap_or_else(|_| panic!("request"));
+        let req = Request::new(
+            std::iter::empty(),
+            None,
+            Duration::from_secs(5),
+            RequestId(1),
+            false,
+        )
+        .unwrap_or_else(|_| panic!("request"));
         let (_, last) = exchange(&b, req).await;
         assert!(matches!(last, Event::End(_)));
     }
@@ -110,11 +130,24 @@ async fn large_body_is_streamed_in_records() {
     .await;
     let b = backend(&fake.addr, 4);
     let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
-    let (out, _) = exchange(&b, request(&[], Some(slow_body(data.clone(), 7)), Duration::from_secs(5))).await;
+    let (out, _) = exchange(
+        &b,
+        request(
+            &[],
+            Some(slow_body(data.clone(), 7)),
+            Duration::from_secs(5),
+        ),
+    )
+    .await;
     assert!(out.ends_with(b"300000"));
     let seen = fake.seen.lock().unwrap();
     assert_eq!(seen[0].stdin, data);
-    let stdin: Vec<usize> = seen[0].records.iter().filter(|r| r.0 == kind::STDIN).map(|r| r.1).collect();
+    let stdin: Vec<usize> = seen[0]
+        .records
+        .iter()
+        .filter(|r| r.0 == kind::STDIN)
+        .map(|r| r.1)
+        .collect();
     assert!(stdin.iter().all(|&n| n <= record::MAX_CONTENT));
     assert_eq!(stdin.last(), Some(&0), "STDIN ends with an empty record");
 }
@@ -126,8 +159,15 @@ async fn small_body_goes_in_the_first_write() {
     })
     .await;
     let b = backend(&fake.addr, 4);
-    let req = request(&[("CONTENT_LENGTH", "3")], Some(body(b"a=1".to_vec())), Duration::from_secs(5));
-    assert!(req.body.is_none(), "a body already at hand is read to its end");
+    let req = request(
+        &[("CONTENT_LENGTH", "3")],
+        Some(body(b"a=1".to_vec())),
+        Duration::from_secs(5),
+    );
+    assert!(
+        req.body.is_none(),
+        "a body already at hand is read to its end"
+    );
     let (out, _) = exchange(&b, req).await;
     assert_eq!(out, b"a=1");
 }
@@ -162,7 +202,11 @@ async fn backend_answering_before_reading_input_does_not_deadlock() {
     })
     .await;
     let b = backend(&fake.addr, 4);
-    let req = request(&[], Some(slow_body(vec![b'i'; 2_000_000], 40)), Duration::from_secs(5));
+    let req = request(
+        &[],
+        Some(slow_body(vec![b'i'; 2_000_000], 40)),
+        Duration::from_secs(5),
+    );
     let (out, last) = tokio::time::timeout(Duration::from_secs(10), exchange(&b, req))
         .await
         .expect("no deadlock");
@@ -173,13 +217,19 @@ async fn backend_answering_before_reading_input_does_not_deadlock() {
 #[tokio::test]
 async fn eof_before_end_request_is_an_error() {
     let fake = testing::start(Options::default(), |_| {
-        vec![Step::Send(stdout(b"Status: 200\r\n\r\npartial")), Step::Close]
+        vec![
+            Step::Send(stdout(b"Status: 200\r\n\r\npartial")),
+            Step::Close,
+        ]
     })
     .await;
     let b = backend(&fake.addr, 4);
     let (out, last) = exchange(&b, request(&[], None, Duration::from_secs(5))).await;
     assert!(out.ends_with(b"partial"));
-    assert!(matches!(last, Event::Failed(Failure::Backend(_))), "{last:?}");
+    assert!(
+        matches!(last, Event::Failed(Failure::Backend(_))),
+        "{last:?}"
+    );
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert_eq!(b.open_connections(), 0, "never reused");
 }
@@ -208,19 +258,29 @@ async fn garbage_and_short_end_request_are_errors() {
         vec![1, kind::END_REQUEST, 0, 1, 0, 2, 0, 0, 0, 0],
         vec![1, 42, 0, 1, 0, 0, 0, 0],
     ] {
-        let fake = testing::start(Options::default(), move |_| vec![Step::Send(bytes.clone())]).await;
+        let fake =
+            testing::start(Options::default(), move |_| vec![Step::Send(bytes.clone())]).await;
         let b = backend(&fake.addr, 4);
         let (_, last) = exchange(&b, request(&[], None, Duration::from_secs(5))).await;
-        assert!(matches!(last, Event::Failed(Failure::Backend(_))), "{last:?}");
+        assert!(
+            matches!(last, Event::Failed(Failure::Backend(_))),
+            "{last:?}"
+        );
     }
 }
 
 #[tokio::test]
 async fn silent_backend_times_out() {
-    let fake = testing::start(Options::default(), |_| vec![Step::Sleep(Duration::from_secs(5))]).await;
+    let fake = testing::start(Options::default(), |_| {
+        vec![Step::Sleep(Duration::from_secs(5))]
+    })
+    .await;
     let b = backend(&fake.addr, 4);
     let (_, last) = exchange(&b, request(&[], None, Duration::from_millis(200))).await;
-    assert!(matches!(last, Event::Failed(Failure::Timeout(_))), "{last:?}");
+    assert!(
+        matches!(last, Event::Failed(Failure::Timeout(_))),
+        "{last:?}"
+    );
 }
 
 #[tokio::test]
@@ -264,7 +324,10 @@ async fn stale_reused_connection_is_replaced() {
 #[tokio::test]
 async fn dropped_receiver_aborts_and_closes() {
     let fake = testing::start(Options::default(), |_| {
-        vec![Step::Send(stdout(b"\r\nstart")), Step::Sleep(Duration::from_secs(5))]
+        vec![
+            Step::Send(stdout(b"\r\nstart")),
+            Step::Sleep(Duration::from_secs(5)),
+        ]
     })
     .await;
     let b = backend(&fake.addr, 4);
@@ -273,7 +336,11 @@ async fn dropped_receiver_aborts_and_closes() {
     assert!(matches!(rx.recv().await, Some(Event::Stdout(_))));
     drop(rx);
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(b.open_connections(), 0, "the connection is closed, not pooled");
+    assert_eq!(
+        b.open_connections(),
+        0,
+        "the connection is closed, not pooled"
+    );
 }
 
 #[tokio::test]
@@ -297,7 +364,11 @@ async fn idle_connections_do_not_starve_a_single_worker_backend() {
     let b = backend(&fake.addr, 4);
     let slow = {
         let b = b.clone();
-        tokio::spawn(async move { exchange(&b, request(&[("SLOW", "1")], None, Duration::from_secs(5))).await.0 })
+        tokio::spawn(async move {
+            exchange(&b, request(&[("SLOW", "1")], None, Duration::from_secs(5)))
+                .await
+                .0
+        })
     };
     tokio::time::sleep(Duration::from_millis(50)).await;
     // This one's connection waits in the backlog behind the slow one's.
