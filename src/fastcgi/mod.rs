@@ -77,13 +77,13 @@ impl Runtime {
         let mut route_addrs = Vec::new();
         let mut settings: HashMap<BackendAddr, BackendSettings> = HashMap::new();
         for route in &config.fastcgi {
-            let addrs = match &route.target {
-                FastCgiTarget::Backends(addrs) => addrs.clone(),
+            let (addrs, copies) = match &route.target {
+                FastCgiTarget::Backends(addrs) => (addrs.clone(), 1),
                 FastCgiTarget::Spawn(spawn_config) => {
                     let group = spawn::Managed::start(spawn_config)?;
                     let addr = BackendAddr::Unix(group.socket_path().to_path_buf());
                     managed.push(group);
-                    vec![addr]
+                    (vec![addr], spawn_config.processes)
                 }
             };
             for addr in &addrs {
@@ -91,6 +91,7 @@ impl Runtime {
                     connect_timeout: route.connect_timeout,
                     keepalive: 0,
                     max_conns: None,
+                    copies,
                 });
                 merged.keepalive = merged.keepalive.max(route.keepalive);
                 merged.max_conns = match (merged.max_conns, route.max_conns) {

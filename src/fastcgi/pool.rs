@@ -47,6 +47,10 @@ pub struct BackendSettings {
     /// Idle connections kept; 0 = a connection per request, no FCGI_KEEP_CONN.
     pub keepalive: usize,
     pub max_conns: Option<usize>,
+    /// Processes sharing the address: a managed group's copies each answer
+    /// FCGI_GET_VALUES for themselves (php-cgi says 1), so the group can
+    /// serve that many times more. 1 for an external backend.
+    pub copies: usize,
 }
 
 /// Why no connection could be had from one backend.
@@ -181,7 +185,10 @@ impl Backend {
                 let stream = self.connect().await?;
                 let timeout = VALUES_TIMEOUT.min(self.settings.connect_timeout);
                 let reported = match values::query(stream, timeout).await {
-                    Ok(v) => v.max_conns.filter(|&n| n > 0),
+                    Ok(v) => v
+                        .max_conns
+                        .filter(|&n| n > 0)
+                        .map(|n| n.saturating_mul(self.settings.copies.max(1))),
                     Err(err) => {
                         tracing::info!(backend = %show(&self.addr), error = %err, "no FCGI_GET_VALUES answer");
                         None

@@ -17,6 +17,7 @@ fn backend(addr: &BackendAddr, keepalive: usize) -> Arc<Backend> {
             connect_timeout: Duration::from_secs(2),
             keepalive,
             max_conns: None,
+            copies: 1,
         },
     )
 }

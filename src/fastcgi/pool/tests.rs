@@ -9,6 +9,7 @@ fn settings(keepalive: usize, max_conns: Option<usize>) -> BackendSettings {
         connect_timeout: Duration::from_secs(1),
         keepalive,
         max_conns,
+        copies: 1,
     }
 }
 
