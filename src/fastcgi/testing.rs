@@ -178,7 +178,7 @@ async fn serve(
                 kind::PARAMS if rec.content.is_empty() => {
                     params_done = true;
                     let pairs =
-                        params::decode_pairs(&Bytes::from(params_raw.split().freeze())).unwrap();
+                        params::decode_pairs(&params_raw.split().freeze()).unwrap();
                     seen.params = pairs
                         .into_iter()
                         .map(|(n, v)| {
