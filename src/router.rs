@@ -40,7 +40,7 @@ impl Router {
             .enumerate()
             .map(|(i, r)| (r.prefix.clone(), i))
             .collect();
-        cgi.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        cgi.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
         Router { fastcgi, cgi }
     }
 
