@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
@@ -177,8 +177,7 @@ async fn serve(
                 kind::BEGIN_REQUEST => seen.keep_conn = rec.content[2] & 1 == 1,
                 kind::PARAMS if rec.content.is_empty() => {
                     params_done = true;
-                    let pairs =
-                        params::decode_pairs(&params_raw.split().freeze()).unwrap();
+                    let pairs = params::decode_pairs(&params_raw.split().freeze()).unwrap();
                     seen.params = pairs
                         .into_iter()
                         .map(|(n, v)| {
