@@ -179,3 +179,19 @@ fn shutdown_stops_the_copies() {
         assert!(!alive(pid), "copy {pid} stopped with gatehouse");
     }
 }
+
+#[test]
+fn copies_do_not_outlive_a_killed_gatehouse() {
+    if !flup_available() {
+        return;
+    }
+    let mut srv = server(1);
+    let pid = pid_of(&srv);
+    srv.signal_and_wait(9, Duration::from_secs(10))
+        .expect("gatehouse killed");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!alive(pid), "copy {pid} got the parent-death signal");
+}

@@ -7,7 +7,9 @@
 //! when started without arguments; the copies accept on it themselves and the
 //! pool connects to its path. Each copy runs in its own process group (so its
 //! own children are stopped with it), is restarted with a growing back-off
-//! when it dies, and is stopped on shutdown: SIGTERM, then SIGKILL.
+//! when it dies, and is stopped on shutdown: SIGTERM, then SIGKILL. Should
+//! gatehouse itself be killed outright, the copies get SIGTERM from the
+//! kernel (Linux's parent-death signal) instead of living on as orphans.
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -146,15 +148,17 @@ impl Supervisor {
             .command
             .split_first()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
-        let mut child = Command::new(program)
+        let mut command = Command::new(program);
+        command
             .args(args)
             .current_dir(&self.config.working_dir)
             .stdin(Stdio::from(self.listener.try_clone()?))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
-            .kill_on_drop(true)
-            .spawn()?;
+            .kill_on_drop(true);
+        die_with_parent(&mut command);
+        let mut child = command.spawn()?;
         let pid = child.id().unwrap_or(0);
         // The application's own output goes to the error log, not to our
         // stdout (where the access log may be).
@@ -179,6 +183,29 @@ impl Supervisor {
         );
     }
 }
+
+/// Ask the kernel to send SIGTERM to the child when gatehouse dies (the
+/// forking thread, strictly: a runtime worker, which lives as long as the
+/// server). A copy whose parent is already gone by then exits at once.
+#[cfg(target_os = "linux")]
+fn die_with_parent(command: &mut Command) {
+    let parent = nix::unistd::getpid();
+    // SAFETY: the closure runs in the child between fork and exec and only
+    // makes async-signal-safe system calls (prctl, getppid); it allocates
+    // nothing and touches no lock.
+    unsafe {
+        command.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)?;
+            if nix::unistd::getppid() != parent {
+                return Err(io::Error::other("gatehouse exited during spawn"));
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_command: &mut Command) {}
 
 /// SIGTERM to the copy's process group, SIGKILL if it is still there after
 /// the grace period, then reap it.
