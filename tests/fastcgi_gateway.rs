@@ -367,3 +367,36 @@ fn client_disconnects_leak_nothing() {
     );
     assert_eq!(client().get(srv.url("/t/")).send().unwrap().status(), 200);
 }
+
+#[test]
+fn keep_alive_requests_do_not_stall_on_nagle() {
+    // Eight small unbuffered writes per request once cost 44 ms each over TCP
+    // keep-alive (Nagle against delayed ACK); one buffer and TCP_NODELAY do not.
+    let backend = FcgiBackend::start(8);
+    let srv = server(&backend, "");
+    let c = client();
+    assert_eq!(
+        c.post(srv.url("/t/stdin"))
+            .body("warm")
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+    let started = Instant::now();
+    for i in 0..30 {
+        let resp = c
+            .post(srv.url("/t/stdin"))
+            .body(format!("n={i}"))
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.bytes().unwrap();
+    }
+    let per_request = started.elapsed() / 30;
+    assert!(
+        per_request < Duration::from_millis(30),
+        "{per_request:?} per request"
+    );
+    assert!(backend.accepts() <= 2);
+}
