@@ -21,7 +21,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures_util::{FutureExt, StreamExt};
 use http_body_util::BodyExt;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
@@ -170,10 +170,11 @@ async fn run(mut conn: PooledConn, mut req: Request, tx: mpsc::Sender<Event>) {
                 if end.app_status != 0 {
                     tracing::debug!(request = %req.id, app_status = end.app_status, "fastcgi app status");
                 }
-                let _ = tx.send(Event::End(end)).await;
+                // Back to the pool first: a slow client must not hold it.
                 if reusable && req.keep_conn {
                     conn.release();
                 }
+                let _ = tx.send(Event::End(end)).await;
                 return;
             }
             Outcome::Stale(err) if !retried && conn.reused() => {
@@ -225,6 +226,31 @@ enum WriteEnd {
     Body(BoxError),
 }
 
+/// What both halves of one attempt know about its progress. (Atomics and a
+/// mutex only because the task must be `Send`: both halves run in this one
+/// task and never contend.)
+struct Progress {
+    /// Progress either way pushes the read timeout back: a long upload to a
+    /// backend that reads it is not a silent backend.
+    last: Mutex<Instant>,
+    /// A record of this request came back.
+    received: AtomicBool,
+    /// Body bytes beyond the first write were taken from the client: the
+    /// request can no longer be sent again.
+    body_consumed: AtomicBool,
+}
+
+impl Progress {
+    fn touch(&self) {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    fn last(&self) -> Instant {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// One try at the request on one connection: write and read at once.
 async fn attempt(
     stream: &mut super::stream::BackendStream,
     answered: Answered<'_>,
@@ -233,113 +259,15 @@ async fn attempt(
 ) -> Outcome {
     let (read_half, mut write_half) = tokio::io::split(stream);
     let mut records = FramedRead::new(read_half, RecordCodec);
+    let progress = Progress {
+        last: Mutex::new(Instant::now()),
+        received: AtomicBool::new(false),
+        body_consumed: AtomicBool::new(false),
+    };
+    let (read_timeout, id) = (req.read_timeout, req.id);
     let head = req.head();
-    let read_timeout = req.read_timeout;
-    let id = req.id;
-    // Progress either way pushes the read timeout back: a long upload to a
-    // backend that reads it is not a silent backend.
-    // (Atomics and a mutex only because the task must be `Send`: both
-    // futures run in this one task and never contend.)
-    let activity = Activity(Mutex::new(Instant::now()));
-    let received = AtomicBool::new(false);
-    let body_consumed = AtomicBool::new(false);
-
-    let writer = async {
-        if let Err(err) = write_half.write_all(&head).await {
-            return WriteEnd::Backend(err);
-        }
-        activity.touch();
-        let Some(body) = req.body.as_mut() else {
-            return WriteEnd::Done;
-        };
-        let mut buf = BytesMut::new();
-        loop {
-            let data = match body.frame().await {
-                None => break,
-                Some(Err(err)) => return WriteEnd::Body(err),
-                Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) if !data.is_empty() => data,
-                    _ => continue,
-                },
-            };
-            body_consumed.store(true, Relaxed);
-            activity.touch();
-            buf.clear();
-            record::put_stream(&mut buf, kind::STDIN, REQUEST_ID, &data);
-            if let Err(err) = write_half.write_all(&buf).await {
-                return WriteEnd::Backend(err);
-            }
-            activity.touch();
-        }
-        req.body = None;
-        buf.clear();
-        record::put_record(&mut buf, kind::STDIN, REQUEST_ID, b"");
-        // Were this attempt retried, its first write must now end STDIN.
-        req.stdin_head.extend_from_slice(&buf);
-        match write_half.write_all(&buf).await {
-            Ok(()) => WriteEnd::Done,
-            Err(err) => WriteEnd::Backend(err),
-        }
-    };
-
-    let reader = async {
-        loop {
-            let deadline = activity.last() + read_timeout;
-            let next = tokio::select! {
-                next = records.next() => next,
-                () = tokio::time::sleep_until(deadline) => {
-                    if activity.last() + read_timeout > Instant::now() {
-                        continue;
-                    }
-                    return ReadEnd::Timeout;
-                }
-                () = tx.closed() => return ReadEnd::Abandoned,
-            };
-            let rec = match next {
-                None => return ReadEnd::Eof,
-                Some(Err(err)) => return ReadEnd::Error(err),
-                Some(Ok(rec)) => rec,
-            };
-            activity.touch();
-            if rec.request_id == MANAGEMENT_ID && rec.kind >= kind::GET_VALUES {
-                continue; // management answers carry no part of this response
-            }
-            if rec.request_id != REQUEST_ID {
-                let why = format!(
-                    "record for request id {}, expected {REQUEST_ID}",
-                    rec.request_id
-                );
-                return ReadEnd::Error(record::malformed(why));
-            }
-            received.store(true, Relaxed);
-            answered.mark();
-            match rec.kind {
-                kind::STDOUT if rec.content.is_empty() => {}
-                kind::STDOUT => {
-                    if tx.send(Event::Stdout(rec.content)).await.is_err() {
-                        return ReadEnd::Abandoned;
-                    }
-                    // Waiting for a slow client is not the backend's silence.
-                    activity.touch();
-                }
-                kind::STDERR => log_stderr(id, &rec.content),
-                kind::END_REQUEST => {
-                    return match EndRequest::parse(&rec.content) {
-                        Ok(end) => ReadEnd::End {
-                            end,
-                            leftover: !records.read_buffer().is_empty(),
-                        },
-                        Err(err) => ReadEnd::Error(err),
-                    }
-                }
-                other => {
-                    let why = format!("unexpected record type {other} in a response");
-                    return ReadEnd::Error(record::malformed(why));
-                }
-            }
-        }
-    };
-
+    let writer = write_request(&mut write_half, &head, req, &progress);
+    let reader = read_response(&mut records, tx, &progress, &answered, read_timeout, id);
     tokio::pin!(writer, reader);
     let mut written = None;
     let read_end = loop {
@@ -357,7 +285,8 @@ async fn attempt(
     }
     let all_written = matches!(written, Some(WriteEnd::Done));
     let stale = |err: io::Error| {
-        if !received.load(Relaxed) && !body_consumed.load(Relaxed) && is_disconnect(&err) {
+        let untouched = !progress.received.load(Relaxed) && !progress.body_consumed.load(Relaxed);
+        if untouched && is_disconnect(&err) {
             Outcome::Stale(err)
         } else {
             Outcome::Failed(Failure::Backend(err))
@@ -380,16 +309,114 @@ async fn attempt(
     }
 }
 
-/// When either direction last made progress.
-struct Activity(Mutex<Instant>);
-
-impl Activity {
-    fn touch(&self) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+/// BEGIN_REQUEST, PARAMS and the start of STDIN in one write, then the rest
+/// of the body as it arrives, then the empty STDIN record.
+async fn write_request<W: AsyncWrite + Unpin>(
+    out: &mut W,
+    head: &[u8],
+    req: &mut Request,
+    progress: &Progress,
+) -> WriteEnd {
+    if let Err(err) = out.write_all(head).await {
+        return WriteEnd::Backend(err);
     }
+    progress.touch();
+    let Some(body) = req.body.as_mut() else {
+        return WriteEnd::Done;
+    };
+    let mut buf = BytesMut::new();
+    loop {
+        let data = match body.frame().await {
+            None => break,
+            Some(Err(err)) => return WriteEnd::Body(err),
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) if !data.is_empty() => data,
+                _ => continue,
+            },
+        };
+        progress.body_consumed.store(true, Relaxed);
+        progress.touch();
+        buf.clear();
+        record::put_stream(&mut buf, kind::STDIN, REQUEST_ID, &data);
+        if let Err(err) = out.write_all(&buf).await {
+            return WriteEnd::Backend(err);
+        }
+        progress.touch();
+    }
+    req.body = None;
+    buf.clear();
+    record::put_record(&mut buf, kind::STDIN, REQUEST_ID, b"");
+    // Were this attempt retried, its first write must now end STDIN.
+    req.stdin_head.extend_from_slice(&buf);
+    match out.write_all(&buf).await {
+        Ok(()) => WriteEnd::Done,
+        Err(err) => WriteEnd::Backend(err),
+    }
+}
 
-    fn last(&self) -> Instant {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+/// Read records until END_REQUEST: STDOUT to the handler, STDERR to the log.
+async fn read_response<R: AsyncRead + Unpin>(
+    records: &mut FramedRead<R, RecordCodec>,
+    tx: &mpsc::Sender<Event>,
+    progress: &Progress,
+    answered: &Answered<'_>,
+    read_timeout: Duration,
+    id: RequestId,
+) -> ReadEnd {
+    loop {
+        let deadline = progress.last() + read_timeout;
+        let next = tokio::select! {
+            next = records.next() => next,
+            () = tokio::time::sleep_until(deadline) => {
+                if progress.last() + read_timeout > Instant::now() {
+                    continue;
+                }
+                return ReadEnd::Timeout;
+            }
+            () = tx.closed() => return ReadEnd::Abandoned,
+        };
+        let rec = match next {
+            None => return ReadEnd::Eof,
+            Some(Err(err)) => return ReadEnd::Error(err),
+            Some(Ok(rec)) => rec,
+        };
+        progress.touch();
+        if rec.request_id == MANAGEMENT_ID && rec.kind >= kind::GET_VALUES {
+            continue; // management answers carry no part of this response
+        }
+        if rec.request_id != REQUEST_ID {
+            let why = format!(
+                "record for request id {}, expected {REQUEST_ID}",
+                rec.request_id
+            );
+            return ReadEnd::Error(record::malformed(why));
+        }
+        progress.received.store(true, Relaxed);
+        answered.mark();
+        match rec.kind {
+            kind::STDOUT if rec.content.is_empty() => {}
+            kind::STDOUT => {
+                if tx.send(Event::Stdout(rec.content)).await.is_err() {
+                    return ReadEnd::Abandoned;
+                }
+                // Waiting for a slow client is not the backend's silence.
+                progress.touch();
+            }
+            kind::STDERR => log_stderr(id, &rec.content),
+            kind::END_REQUEST => {
+                return match EndRequest::parse(&rec.content) {
+                    Ok(end) => ReadEnd::End {
+                        end,
+                        leftover: !records.read_buffer().is_empty(),
+                    },
+                    Err(err) => ReadEnd::Error(err),
+                }
+            }
+            other => {
+                let why = format!("unexpected record type {other} in a response");
+                return ReadEnd::Error(record::malformed(why));
+            }
+        }
     }
 }
 
