@@ -10,7 +10,7 @@
 //!    first when it has none (php-fpm stalls without CONTENT_LENGTH).
 //! 4. Build the params: the RFC 3875 variables from [`crate::gateway::env`]
 //!    (the same code as CGI), the route's `params`, REDIRECT_STATUS=200.
-//! 5. Take a connection from the route's pool ([`pool`]) and start the
+//! 5. Take a connection from a backend of the route ([`upstream`], [`pool`]) and start the
 //!    exchange ([`conn`]).
 //! 6. Parse the response head out of FCGI_STDOUT with
 //!    [`crate::gateway::response`] (Status, Location, local redirects).
@@ -29,6 +29,7 @@ pub mod record;
 pub mod script;
 pub mod spawn;
 pub mod stream;
+pub mod upstream;
 pub mod values;
 
 #[cfg(test)]
@@ -55,8 +56,9 @@ use crate::gateway::response::{self, GatewayHead, HeadError, HeadParser, Mode, P
 use crate::gateway::{env, spool};
 use crate::reply::Reply;
 use conn::{Event, Failure};
-use pool::{Backend, BackendSettings, Upstream};
+use pool::{Backend, BackendSettings};
 use record::protocol_status;
+use upstream::Upstream;
 
 /// Per-server FastCGI state: backend pools, managed backends.
 pub struct Runtime {

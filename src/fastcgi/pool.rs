@@ -14,9 +14,8 @@
 //! while a new connection is still waiting for its first byte, released
 //! connections are closed instead of kept, which frees a worker to accept it.
 //!
-//! Across the backends of a route the least busy one is chosen; one that
-//! refuses connections is skipped for a growing back-off (passive health) and
-//! the request moves on to the next.
+//! A backend that refuses connections is marked down for a growing back-off
+//! (passive health); [`super::upstream`] skips it while it is.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -28,7 +27,6 @@ use tokio::sync::{Notify, OnceCell};
 use super::stream::BackendStream;
 use super::values;
 use crate::config::BackendAddr;
-use crate::error::{Error, ErrorKind};
 
 /// Capacity when the backend does not say and the route does not either.
 pub const DEFAULT_CAPACITY: usize = 16;
@@ -84,7 +82,7 @@ pub struct Backend {
     capacity: OnceCell<usize>,
     health: Mutex<Health>,
     /// Requests holding or waiting for a connection (for balancing).
-    outstanding: AtomicUsize,
+    pub(super) outstanding: AtomicUsize,
     /// New connections whose request has had no answer yet.
     unanswered: AtomicUsize,
 }
@@ -138,7 +136,8 @@ impl Backend {
         slots.total -= n;
     }
 
-    fn down_until(&self) -> Option<Instant> {
+    /// When a backend marked down may be tried again; `None` when it is up.
+    pub(super) fn down_until(&self) -> Option<Instant> {
         lock(&self.health)
             .down_until
             .filter(|&until| until > Instant::now())
@@ -373,67 +372,6 @@ impl Answered<'_> {
         if self.flag.swap(false, Ordering::Relaxed) {
             self.backend.unanswered.fetch_sub(1, Ordering::Relaxed);
         }
-    }
-}
-
-/// The backends of one route.
-pub struct Upstream {
-    backends: Vec<Arc<Backend>>,
-    next: AtomicUsize,
-}
-
-impl Upstream {
-    pub fn new(backends: Vec<Arc<Backend>>) -> Self {
-        Upstream {
-            backends,
-            next: AtomicUsize::new(0),
-        }
-    }
-
-    pub fn backends(&self) -> &[Arc<Backend>] {
-        &self.backends
-    }
-
-    /// Backends in the order to try: those up, least outstanding first (ties
-    /// in turn), then the one down that comes back soonest, so that a route
-    /// whose backends are all down still tries one instead of failing blind.
-    fn candidates(&self) -> Vec<Arc<Backend>> {
-        let n = self.backends.len();
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let rotated = (0..n).map(|i| &self.backends[(start + i) % n]);
-        let (mut up, mut down): (Vec<_>, Vec<_>) = rotated
-            .map(|b| (b.clone(), b.down_until()))
-            .partition(|(_, until)| until.is_none());
-        // Stable sort keeps the rotation among equals.
-        up.sort_by_key(|(b, _)| b.outstanding.load(Ordering::Relaxed));
-        down.sort_by_key(|(_, until)| *until);
-        let mut order: Vec<_> = up.into_iter().map(|(b, _)| b).collect();
-        if order.is_empty() {
-            order.extend(down.into_iter().take(1).map(|(b, _)| b));
-        }
-        order
-    }
-
-    /// A connection to one of the backends. Connect failures move on to the
-    /// next backend; all failing is 502; a full backend is 503.
-    pub async fn checkout(&self, wait: Duration) -> Result<PooledConn, Error> {
-        let mut last_err = None;
-        for backend in self.candidates() {
-            match backend.checkout(wait).await {
-                Ok(conn) => return Ok(conn),
-                Err(CheckoutError::Full) => {
-                    return Err(Error::upstream(ErrorKind::Overloaded).with_cause(format!(
-                        "all connections to {} busy for {wait:?}",
-                        show(backend.addr())
-                    )))
-                }
-                Err(CheckoutError::Connect(err)) => {
-                    last_err = Some(format!("{}: {err}", show(backend.addr())));
-                }
-            }
-        }
-        Err(Error::upstream(ErrorKind::BadGateway)
-            .with_cause(last_err.unwrap_or_else(|| "no fastcgi backend".to_string())))
     }
 }
 

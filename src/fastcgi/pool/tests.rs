@@ -2,7 +2,9 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::*;
+use crate::error::ErrorKind;
 use crate::fastcgi::testing::{self, answer, Options, Step};
+use crate::fastcgi::upstream::Upstream;
 
 fn settings(keepalive: usize, max_conns: Option<usize>) -> BackendSettings {
     BackendSettings {
