@@ -10,8 +10,8 @@
 //!    first when it has none (php-fpm stalls without CONTENT_LENGTH).
 //! 4. Build the params: the RFC 3875 variables from [`crate::gateway::env`]
 //!    (the same code as CGI), the route's `params`, REDIRECT_STATUS=200.
-//! 5. Take a connection from a backend of the route ([`upstream`], [`pool`]) and start the
-//!    exchange ([`conn`]).
+//! 5. Take a connection to one of the route's backends ([`upstream`],
+//!    [`pool`]) and start the exchange ([`conn`]).
 //! 6. Parse the response head out of FCGI_STDOUT with
 //!    [`crate::gateway::response`] (Status, Location, local redirects).
 //! 7. Answer: a local redirect, or a response whose body streams the rest.
