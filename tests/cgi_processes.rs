@@ -306,3 +306,25 @@ fn no_zombies_or_leaked_descriptors() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// SIGTERM lets a request already in flight finish (within `shutdown_grace`)
+/// and then exits 0.
+#[test]
+fn shutdown_lets_in_flight_requests_finish() {
+    let opts = Options {
+        extra_yaml: "shutdown_grace: 20s\n",
+        ..Options::default()
+    };
+    let mut site = Site::with(&["sleep.py"], opts);
+    let url = site.url("/cgi-bin/sleep.py?s=2&pidfile=drain.pid");
+    let request = std::thread::spawn(move || {
+        let response = client().get(url).send().unwrap();
+        (response.status(), response.text().unwrap())
+    });
+    site.pid_from("drain.pid");
+    let status = site.srv.signal_and_wait(15, Duration::from_secs(30));
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+    let (code, body) = request.join().unwrap();
+    assert_eq!(code, 200);
+    assert_eq!(body, "slept 2.0s\n");
+}

@@ -61,12 +61,16 @@ impl Site {
         let yaml = format!(
             "document_root: htdocs\n\
              access_log: \"off\"\n\
-             shutdown_grace: 1s\n\
-             {extra}\n\
+             {grace}{extra}\n\
              cgi:\n  - prefix: /cgi-bin/\n    dir: cgi\n    interpreters: {interp}\n    \
              timeout: {timeout}\n    max_processes: {max}\n    \
              env: {{ CGI_SCRATCH_DIR: \"{scratch}\" }}\n    pass_env: [PATH, LANG]\n    \
              pass_authorization: {auth}\n",
+            grace = if opts.extra_yaml.contains("shutdown_grace:") {
+                ""
+            } else {
+                "shutdown_grace: 1s\n"
+            },
             extra = opts.extra_yaml,
             interp = opts.interpreters,
             timeout = opts.timeout,
