@@ -39,7 +39,10 @@ const SCRIPTS: &[(&str, &str)] = &[
     ),
     (
         "flush.php",
-        r#"<?php echo "first\n"; flush(); sleep(1); echo "second\n";"#,
+        // Waits (up to 20 s) for the test to create `seen` beside it, which the
+        // test does only after the first line reached it: without streaming
+        // the two would wait for each other and the second line says so.
+        r#"<?php echo "first\n"; flush(); $f = __DIR__ . "/seen"; for ($i = 0; $i < 200 && !file_exists($f); $i++) usleep(100000); echo file_exists($f) ? "second\n" : "second (too late)\n";"#,
     ),
     ("slow.php", r#"<?php sleep(4); echo "late";"#),
     (
@@ -274,21 +277,18 @@ fn five_megabytes_intact() {
 #[test]
 fn flush_reaches_the_client_at_once() {
     let Some(s) = site() else { return };
-    let started = Instant::now();
     let mut resp = client().get(s.srv.url("/flush.php")).send().unwrap();
     assert_eq!(resp.status(), 200);
     let mut buf = [0u8; 64];
     let n = resp.read(&mut buf).unwrap();
-    let first_at = started.elapsed();
     assert_eq!(&buf[..n], b"first\n");
-    assert!(
-        first_at < Duration::from_millis(800),
-        "first chunk after {first_at:?}"
-    );
+    std::fs::write(s.srv.dir.path().join("php/seen"), "").unwrap();
     let mut rest = String::new();
     resp.read_to_string(&mut rest).unwrap();
-    assert_eq!(rest, "second\n");
-    assert!(started.elapsed() >= Duration::from_millis(950));
+    assert_eq!(
+        rest, "second\n",
+        "the first line arrived while the script still ran"
+    );
 }
 
 #[test]
@@ -297,10 +297,9 @@ fn slow_script_is_504() {
     let started = Instant::now();
     let resp = client().get(s.srv.url("/slow.php")).send().unwrap();
     assert_eq!(resp.status(), 504);
-    assert!(
-        started.elapsed() < Duration::from_millis(3500),
-        "read_timeout is 2s"
-    );
+    // read_timeout is 2s and the script sleeps 4s: a bound far above both
+    // only shows that the request did not hang until the client gave up.
+    assert!(started.elapsed() < Duration::from_secs(30));
 }
 
 #[test]
@@ -373,5 +372,8 @@ fn requests_beyond_the_workers_queue_and_all_succeed() {
         assert_eq!(status, 200, "{body}");
         assert!(body.starts_with("rested"));
     }
-    assert!(started.elapsed() < Duration::from_secs(6));
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "no request hung"
+    );
 }

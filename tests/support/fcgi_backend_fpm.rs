@@ -56,6 +56,11 @@ pub fn find() -> Option<PathBuf> {
 /// (tests/run-all.sh installs it; a bare `cargo test` may not have it).
 pub fn start(workers: usize) -> Option<PhpFpm> {
     let Some(binary) = find() else {
+        // CI installs php-fpm (tests/run-all.sh): a missing one there is a failure, not a skip.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "php-fpm is missing under CI"
+        );
         eprintln!("\n!!!!! php-fpm not found: SKIPPING this php-fpm test (install php-fpm, or run tests/run-all.sh) !!!!!\n");
         return None;
     };
