@@ -11,6 +11,8 @@ becomes COMMAND (exec: same pid, same fd 0). When it is not, it serves every
 request with a 503 page naming the missing piece and the command that
 installs it, instead of exiting at once: a backend that exits at once is
 restarted with a back-off by gatehouse and each request gets a bare 502.
+It looks again every few seconds and, once the piece is installed, exits:
+gatehouse starts it anew, and this time it becomes COMMAND.
 """
 import argparse
 import html
@@ -18,6 +20,8 @@ import importlib.util
 import os
 import shutil
 import sys
+import threading
+import time
 
 import fcgi_lite
 
@@ -39,12 +43,12 @@ def explanation(what, args):
 <h1>{title} is not installed</h1>
 <p class="lede">This part of the demo is a FastCGI application that gatehouse starts
 itself. What it needs is missing on this machine: {what}.</p>
-<p>To enable it, install it and start the demo again:</p>
-<pre>{install}
-bash demo.sh</pre>
+<p>To enable it, install it and reload this page after a few seconds:</p>
+<pre>{install}</pre>
 <p class="note">What answered you instead is a small stand-in, <code>apps/needs.py</code>:
 it took the FastCGI socket gatehouse gave it and sent this page, which is why you see a
-503 page rather than a bare 502 Bad Gateway.</p>
+503 page rather than a bare 502 Bad Gateway. It checks again every few seconds and makes
+way for the real application as soon as it can run.</p>
 <p><a href="/">Back to the demo</a></p>
 </main></body></html>
 """.format(title=html.escape(args.title), what=html.escape(what), install=html.escape(args.install))
@@ -66,7 +70,17 @@ def main():
     sys.stderr.write("needs.py: missing {}; serving an explanation instead\n".format(what))
     sys.stderr.flush()
     page = explanation(what, args)
+    threading.Thread(target=watch, args=(args,), daemon=True).start()
     fcgi_lite.serve(lambda params, stdin: page)
+
+
+def watch(args):
+    """Exit once nothing is missing; gatehouse's restart then runs COMMAND."""
+    while missing(args):
+        time.sleep(3)
+    sys.stderr.write("needs.py: {} is there now; handing over\n".format(args.program or args.module))
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

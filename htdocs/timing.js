@@ -56,7 +56,7 @@ async function run() {
     $("results").hidden = false;
     const ratio = results.cgi.median / results.fcgi.median;
     $("verdict").textContent = ratio >= 1
-      ? `FastCGI answered ${ratio.toFixed(1)}× faster (median). CGI used ${results.cgi.pids} processes for ${n} requests; FastCGI used ${results.fcgi.pids}, one of which has now served ${results.fcgi.maxServed} requests.`
+      ? `FastCGI answered ${ratio.toFixed(1)}× faster (median). CGI used ${results.cgi.pids} processes for ${n} requests; ${results.fcgi.pids === 1 ? "FastCGI used 1, which has" : `FastCGI used ${results.fcgi.pids}; the busiest has`} now served ${results.fcgi.maxServed} requests.`
       : `This time CGI was as fast as FastCGI (median ${results.cgi.median.toFixed(1)} ms against ${results.fcgi.median.toFixed(1)} ms). CGI still used ${results.cgi.pids} processes; FastCGI ${results.fcgi.pids}.`;
     $("status").textContent = `Done: ${n} requests to each, measured just now.`;
     document.body.dataset.timing = "done";

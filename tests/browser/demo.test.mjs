@@ -65,7 +65,10 @@ describe("the demo site", () => {
     assert.ok(overflow <= 0, `the page is ${overflow}px wider than the phone`);
     const fontSize = await phone.evaluate(() => parseFloat(getComputedStyle(document.querySelector("main p")).fontSize));
     assert.ok(fontSize >= 15, `body text ${fontSize}px`);
-    await screenshot(phone, "02-index-phone");
+    await screenshot(phone, "02-index-phone", { fullPage: false });
+    await phone.locator("#demos").scrollIntoViewIfNeeded();
+    await phone.evaluate(() => document.getElementById("demos").scrollIntoView());
+    await screenshot(phone, "02-index-phone-demos", { fullPage: false });
     await phone.close();
   });
 

@@ -24,9 +24,10 @@ function edit(text, from, to) {
 /**
  * Copy the demo site into a temporary directory and start gatehouse on it.
  * `missing: true` names backends that do not exist (php-cgi, flup), to see
- * how the demo degrades on a machine without them.
+ * how the demo degrades on a machine without them. `env` is added to the
+ * server's environment, which its managed backends inherit.
  */
-export async function startSite({ missing = false } = {}) {
+export async function startSite({ missing = false, env = {} } = {}) {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "gatehouse-demo-"));
   for (const dir of ["htdocs", "cgi-bin", "apps", "conf"]) {
     fs.cpSync(path.join(repo, dir), path.join(root, dir), { recursive: true });
@@ -46,7 +47,7 @@ export async function startSite({ missing = false } = {}) {
 
   if (!fs.existsSync(binary)) throw new Error(`${binary} is missing: run cargo build first`);
   const child = spawn(binary, ["--config", configPath, "--listen", "127.0.0.1:0"], {
-    cwd: root, stdio: ["ignore", "pipe", "pipe"],
+    cwd: root, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env },
   });
   let log = "";
   child.stdout.on("data", (d) => { log += d; });
@@ -95,10 +96,10 @@ export async function startBrowser() {
   };
 }
 
-/** A full-page screenshot in tests/browser/artifacts/NAME.png. */
-export async function screenshot(page, name) {
+/** A screenshot in tests/browser/artifacts/NAME.png, of the whole page unless told. */
+export async function screenshot(page, name, { fullPage = true } = {}) {
   fs.mkdirSync(artifacts, { recursive: true });
-  await page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true });
+  await page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage });
 }
 
 /** Whether a backend the demo can use is installed (CI must have both). */
