@@ -53,8 +53,9 @@ hold = scratch_file("wait")
 for step in range(1, steps + 1):
     line = "step {} of {} ({}%)".format(step, steps, step * 100 // steps)
     if as_html:
-        out.write('<li id="step-{}">{} <span class="t">at {:.2f}s</span></li>\n'.format(
-            step, line, time.monotonic() - started).encode())
+        out.write('<li id="step-{}"><span>{}</span><span class="meter"><span style="width:{}%"></span>'
+                  '</span><span class="t">{:.2f}s</span></li>\n'.format(
+                      step, line, step * 100 // steps, time.monotonic() - started).encode())
     else:
         out.write((line + "\n").encode())
     out.flush()

@@ -64,8 +64,8 @@ if os.environ.get("REQUEST_METHOD") != "POST":
     out.write((HEAD.format(title="Upload a file") + """<p class="lede">The browser sends the
 file as one part of a <code>multipart/form-data</code> body. gatehouse streams that body to
 this program's standard input; the program splits it into parts and reports what arrived.</p>
-""" + FORM + """<p class="note">Then compare the SHA-256 with <code>sha256sum FILE</code> on your
-machine: the bytes arrived unchanged.</p>
+""" + FORM + """<p class="note">Compare the SHA-256 it reports with what <code>sha256sum FILE</code> says
+on your machine: the same digest means the same bytes arrived.</p>
 </main></body></html>
 """).encode("utf-8"))
     sys.exit(0)
@@ -88,7 +88,7 @@ if text:
         out.write("name={} filename={} size={} sha256={}\n".format(name, filename, size, digest).encode())
 else:
     rows = "".join(
-        "<tr><td>{}</td><td>{}</td><td class=\"num\">{:,}</td><td><code class=\"sha256\">{}</code></td></tr>\n".format(
+        "<tr><td class=\"name\">{}</td><td class=\"name\">{}</td><td class=\"num\">{:,}</td><td><code class=\"sha256\">{}</code></td></tr>\n".format(
             html.escape(name), html.escape(filename), size, digest)
         for name, filename, size, digest in report
     )
