@@ -72,6 +72,22 @@ describe("the demo site", () => {
     await phone.close();
   });
 
+  test("every demo page fits a phone screen", async () => {
+    const phone = await browser.context.newPage();
+    await phone.setViewportSize({ width: 375, height: 740 });
+    const pages = { env: "/cgi-bin/env.py", form: "/cgi-bin/form.py?greeting=hello", guestbook: "/cgi-bin/guestbook.py",
+      upload: "/cgi-bin/upload.py", stream: "/cgi-bin/stream.py?format=html&n=3&delay=0", timing: "/timing.html",
+      php: "/php/", wsgi: "/wsgi/" };
+    for (const [name, url] of Object.entries(pages)) {
+      await phone.goto(site.url(url));
+      if (name === "timing") await phone.locator("body[data-timing=done]").waitFor({ timeout: 60_000 });
+      const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `${url} is ${overflow}px wider than the phone`);
+      if (["timing", "stream", "guestbook"].includes(name)) await screenshot(phone, `phone-${name}`, { fullPage: false });
+    }
+    await phone.close();
+  });
+
   test("environment viewer shows the request's own variables", async () => {
     const response = await fromIndex("Environment viewer");
     assert.equal(response.status(), 200);
