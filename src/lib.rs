@@ -20,3 +20,4 @@ pub mod router;
 pub mod server;
 pub mod service;
 pub mod static_files;
+pub mod tls;

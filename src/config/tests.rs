@@ -192,8 +192,7 @@ fn every_key_is_parsed() {
     for dir in ["run", "logs", "tls", "cgi-bin"] {
         fs::create_dir(tmp.path().join(dir)).unwrap();
     }
-    fs::write(tmp.path().join("tls/cert.pem"), "x").unwrap();
-    fs::write(tmp.path().join("tls/key.pem"), "x").unwrap();
+    write_tls_pair(&tmp.path().join("tls"), "cert.pem", "key.pem");
     let b = base(&tmp);
     let c = load(&tmp, FULL);
 
@@ -873,5 +872,46 @@ fn tls_needs_cert_and_key_or_self_signed() {
         2,
         12,
         &["not supported"],
+    );
+}
+
+/// A matching certificate and key, as PEM files in `dir`.
+fn write_tls_pair(dir: &Path, cert: &str, key: &str) {
+    let made = rcgen::generate_simple_self_signed(vec!["example.test".to_string()]).unwrap();
+    fs::write(dir.join(cert), made.cert.pem()).unwrap();
+    fs::write(dir.join(key), made.signing_key.serialize_pem()).unwrap();
+}
+
+#[test]
+fn tls_pair_is_loaded_and_matched_by_the_check() {
+    let tmp = site();
+    write_tls_pair(tmp.path(), "a.pem", "a.key");
+    write_tls_pair(tmp.path(), "b.pem", "b.key");
+    fs::write(tmp.path().join("junk.pem"), "not PEM\n").unwrap();
+    let c = load(
+        &tmp,
+        "tls:\n  listen: [\"127.0.0.1:0\"]\n  cert: a.pem\n  key: a.key\n",
+    );
+    assert!(c.tls.unwrap().cert.is_some());
+    only_error(
+        &tmp,
+        "tls:\n  listen: [\"127.0.0.1:0\"]\n  cert: a.pem\n  key: b.key\n",
+        3,
+        9,
+        &["does not belong to the certificate", "b.key", "a.pem"],
+    );
+    only_error(
+        &tmp,
+        "tls:\n  listen: [\"127.0.0.1:0\"]\n  cert: junk.pem\n  key: a.key\n",
+        3,
+        9,
+        &["tls.cert", "junk.pem", "no certificate"],
+    );
+    only_error(
+        &tmp,
+        "tls:\n  listen: [\"127.0.0.1:0\"]\n  cert: a.pem\n  key: junk.pem\n",
+        3,
+        9,
+        &["tls.key", "junk.pem", "no private key"],
     );
 }

@@ -258,6 +258,16 @@ impl Validator {
             (Some(c), None, _) => self.error(place(c), "tls: `cert` is given without `key`"),
             (None, Some(k), _) => self.error(place(k), "tls: `key` is given without `cert`"),
         }
+        // The same loading and matching as start-up, so `--check` catches an
+        // unreadable, malformed or mismatched pair.
+        let complete = self.errors.len() == errors_before;
+        if let (true, Some(cert_path), Some(key_path), Some(at)) =
+            (complete, &cert, &key, &tls.cert)
+        {
+            if let Err(message) = crate::tls::load_key_pair(cert_path, key_path) {
+                self.error(place(at), message);
+            }
+        }
         (self.errors.len() == errors_before).then(|| TlsConfig {
             listen,
             cert,
