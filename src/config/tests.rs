@@ -879,7 +879,7 @@ fn tls_needs_cert_and_key_or_self_signed() {
 fn write_tls_pair(dir: &Path, cert: &str, key: &str) {
     let made = rcgen::generate_simple_self_signed(vec!["example.test".to_string()]).unwrap();
     fs::write(dir.join(cert), made.cert.pem()).unwrap();
-    fs::write(dir.join(key), made.signing_key.serialize_pem()).unwrap();
+    fs::write(dir.join(key), made.key_pair.serialize_pem()).unwrap();
 }
 
 #[test]

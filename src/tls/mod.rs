@@ -18,7 +18,7 @@ use rustls::server::ResolvesServerCert;
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::ServerConfig;
 use rustls_pki_types::pem::{self, PemObject};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::TlsConfig;
@@ -170,7 +170,7 @@ pub fn self_signed(server_name: &str) -> Result<CertifiedKey, String> {
     let made = rcgen::generate_simple_self_signed(self_signed_names(server_name))
         .map_err(|e| format!("tls: cannot make a self-signed certificate: {e}"))?;
     let chain = vec![made.cert.der().clone()];
-    let key = PrivateKeyDer::from(made.signing_key);
+    let key = PrivateKeyDer::from(PrivatePkcs8KeyDer::from(made.key_pair.serialize_der()));
     certified_key(chain, key).map_err(|_| "tls: the self-signed certificate is unusable".into())
 }
 

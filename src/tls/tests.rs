@@ -6,7 +6,7 @@ use super::*;
 fn pem_pair(names: &[&str]) -> (String, String) {
     let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
     let made = rcgen::generate_simple_self_signed(names).unwrap();
-    (made.cert.pem(), made.signing_key.serialize_pem())
+    (made.cert.pem(), made.key_pair.serialize_pem())
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
