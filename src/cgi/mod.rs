@@ -1,24 +1,119 @@
 //! The CGI gateway: one process per request (RFC 3875).
+//!
+//! [`handle`] runs these steps, in this order:
+//! 1. find the program ([`script::locate`]): 404 or 403, never its source;
+//! 2. get the body ready ([`input::prepare`]): streamed when it has a length,
+//!    spooled when it has none, so CONTENT_LENGTH is always exact;
+//! 3. build the environment ([`crate::gateway::env`]);
+//! 4. take one of the route's `max_processes` slots, waiting at most
+//!    [`QUEUE_WAIT`], else 503;
+//! 5. spawn the program in its own process group, a reaper task waiting on
+//!    it ([`process::spawn`]);
+//! 6. copy the body to its stdin in a task of its own;
+//! 7. read its response head ([`crate::gateway::response`]) before the
+//!    deadline: 504 past it, 500 for no header block, 502 for a malformed one;
+//! 8. answer: a local redirect for `service` to re-dispatch, or a response
+//!    whose body streams stdout and owns the guard that kills the group.
+//!
+//! `timeout` covers the whole request, from step 1 to the last body byte.
 
+mod input;
+mod output;
+pub mod process;
+pub mod script;
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::Stream;
 use http::request::Parts;
+use http::{Method, Response, StatusCode};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use tokio_util::io::ReaderStream;
 
-use crate::body::RequestBody;
-use crate::config::Config;
+use crate::body::{Body, RequestBody};
+use crate::config::{CgiRoute, Config};
 use crate::context::RequestCtx;
-use crate::error::Error;
+use crate::error::{msg, Error, ErrorKind, Side};
+use crate::gateway::env::{self, EnvOptions, ScriptInfo};
+use crate::gateway::response::{self, GatewayHead, HeadError, HeadParser, Mode, Settled};
 use crate::reply::Reply;
 
+use self::process::{Live, Spawned, Tag};
+use self::script::Script;
+
+/// How long a request waits for a free process slot before 503. Short: a
+/// queue that forms behind `max_processes` is overload, and clients (and
+/// load balancers) do better with a quick 503 than a slow answer.
+pub const QUEUE_WAIT: Duration = Duration::from_secs(1);
+/// Read size for stdout (64 KiB, the pipe buffer size on Linux).
+const READ_CHUNK: usize = 64 * 1024;
+/// How long to wait for an exit status to explain a failure.
+const EXIT_WAIT: Duration = Duration::from_secs(1);
+
 /// Per-server CGI state: process limits per route, the live children.
-pub struct Runtime {}
+pub struct Runtime {
+    slots: Vec<Arc<Semaphore>>,
+    live: Arc<Live>,
+}
 
 impl Runtime {
+    /// Also marks inherited descriptors close-on-exec (see
+    /// [`process::close_inherited_on_exec`]).
     pub fn new(config: &Config) -> Self {
-        let _ = config;
-        Runtime {}
+        process::close_inherited_on_exec();
+        let slots = config
+            .cgi
+            .iter()
+            .map(|route| {
+                Arc::new(Semaphore::new(
+                    route.max_processes.clamp(1, Semaphore::MAX_PERMITS),
+                ))
+            })
+            .collect();
+        Runtime {
+            slots,
+            live: Arc::new(Live::default()),
+        }
     }
 
     /// Kill the process group of every child still running (shutdown).
-    pub fn kill_all(&self) {}
+    pub fn kill_all(&self) {
+        self.live.kill_all();
+    }
+
+    /// How many CGI children are running now.
+    pub fn children(&self) -> usize {
+        self.live.len()
+    }
+
+    async fn slot(
+        &self,
+        route: &CgiRoute,
+        index: usize,
+        deadline: Instant,
+    ) -> Result<OwnedSemaphorePermit, Error> {
+        let sem = self
+            .slots
+            .get(index)
+            .ok_or_else(|| Error::internal("CGI route without a process limit"))?;
+        if let Ok(permit) = sem.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
+        let wait = QUEUE_WAIT.min(deadline.saturating_duration_since(Instant::now()));
+        match tokio::time::timeout(wait, sem.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(
+                Error::new(ErrorKind::Overloaded, Side::Internal).with_cause(format!(
+                    "all {} CGI process slots of {} busy for {wait:?}",
+                    route.max_processes, route.prefix
+                )),
+            ),
+        }
+    }
 }
 
 /// Run the program that `path` (normalised, starting with the route prefix)
@@ -31,6 +126,221 @@ pub async fn handle(
     path: &str,
     ctx: &RequestCtx,
 ) -> Result<Reply, Error> {
-    let _ = (rt, route, parts, body, path, ctx);
-    todo!()
+    let config = ctx.config.clone();
+    let r = config
+        .cgi
+        .get(route)
+        .ok_or_else(|| Error::internal("no such CGI route"))?;
+    let deadline = Instant::now() + r.timeout;
+
+    let script = locate(&config, route, path).await?;
+    let tag = Tag {
+        id: ctx.id,
+        script: script.script_name.as_str().into(),
+    };
+    let input = input::prepare(&parts, body, config.limits.max_request_body, deadline).await?;
+    let vars = environment(&parts, ctx, r, &script, input.content_length());
+    let permit = rt.slot(r, route, deadline).await?;
+    let Spawned {
+        stdin,
+        stdout,
+        mut guard,
+        exit,
+    } = process::spawn(
+        &script,
+        &vars,
+        &r.pass_env,
+        deadline,
+        permit,
+        &rt.live,
+        &tag,
+    )
+    .map_err(|e| spawn_failed(&script, &e, &tag))?;
+    let feeder = tokio::spawn(tokio::time::timeout_at(deadline, input::feed(stdin, input)));
+    guard.own_task(feeder.abort_handle());
+
+    let stdout = ReaderStream::with_capacity(stdout, READ_CHUNK);
+    match read_answer(stdout, script.nph, deadline).await {
+        Ok(Settled::LocalRedirect(target)) => {
+            guard.disarm();
+            Ok(Reply::LocalRedirect(target))
+        }
+        Ok(Settled::Response(head, rest)) => {
+            let body_wanted = parts.method != Method::HEAD;
+            Ok(Reply::Response(respond(
+                head,
+                rest,
+                body_wanted,
+                guard,
+                deadline,
+                tag,
+            )))
+        }
+        Err(err) => Err(head_failed(err, exit, deadline, r, &tag).await),
+    }
 }
+
+/// Step 3: the RFC 3875 variables for this program.
+fn environment(
+    parts: &Parts,
+    ctx: &RequestCtx,
+    route: &CgiRoute,
+    script: &Script,
+    content_length: Option<u64>,
+) -> Vec<env::Var> {
+    env::build(
+        parts,
+        ctx,
+        &ScriptInfo {
+            script_name: &script.script_name,
+            path_info: script.path_info.as_deref(),
+            script_filename: &script.file,
+        },
+        &EnvOptions {
+            pass_authorization: route.pass_authorization,
+            content_length,
+            document_root: ctx.config.document_root.as_deref(),
+            extra: &route.env,
+        },
+    )
+}
+
+/// Step 7: the head, and for a local redirect the proof that no body
+/// follows. `Err(None)` when the deadline passed.
+async fn read_answer<S>(
+    stdout: S,
+    nph: bool,
+    deadline: Instant,
+) -> Result<Settled<S>, Option<HeadError>>
+where
+    S: Stream<Item = io::Result<Bytes>> + Unpin,
+{
+    let mode = if nph { Mode::Nph } else { Mode::Cgi };
+    let parser = HeadParser::new(mode, response::MAX_HEAD_BYTES);
+    let answer = async {
+        let (head, rest) = response::read_head(stdout, parser).await?;
+        response::settle_local_redirect(head, rest).await
+    };
+    match tokio::time::timeout_at(deadline, answer).await {
+        Ok(settled) => settled.map_err(Some),
+        Err(_) => Err(None),
+    }
+}
+
+/// Step 8: the response; its body streams the rest of stdout and owns the
+/// guard. HEAD, 204 and 304 send no body, but the program may still write
+/// one: it is drained rather than killed for it.
+fn respond<S>(
+    head: GatewayHead,
+    rest: S,
+    body_wanted: bool,
+    guard: process::KillGuard,
+    deadline: Instant,
+    tag: Tag,
+) -> Response<Body>
+where
+    S: Stream<Item = io::Result<Bytes>> + Unpin + Send + 'static,
+{
+    let bodiless = !body_wanted
+        || head.status == StatusCode::NO_CONTENT
+        || head.status == StatusCode::NOT_MODIFIED;
+    let body = if bodiless {
+        output::drain(rest, guard, deadline);
+        Body::empty()
+    } else {
+        Body::stream(output::ScriptBody::new(rest, guard, deadline, tag))
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = head.status;
+    *response.headers_mut() = head.headers;
+    response
+}
+
+/// Step 1 off the async workers (it stats and canonicalises paths).
+async fn locate(config: &Arc<Config>, route: usize, path: &str) -> Result<Script, Error> {
+    let (config, path) = (config.clone(), path.to_owned());
+    tokio::task::spawn_blocking(move || script::locate(&config.cgi[route], &path))
+        .await
+        .map_err(|e| Error::internal(format!("looking up a CGI program: {e}")))?
+}
+
+/// A spawn failure, in words that say what to fix (`service` logs it).
+fn spawn_failed(script: &Script, err: &io::Error, tag: &Tag) -> Error {
+    let program = script.argv[0].to_string_lossy();
+    let interpreted = script.argv.len() > 1;
+    let why = match err.kind() {
+        io::ErrorKind::NotFound if interpreted => format!(
+            "cannot start its interpreter `{program}`: No such file or directory (is it installed, \
+             and on the PATH passed to CGI programs? see `interpreters` and `pass_env`)"
+        ),
+        io::ErrorKind::NotFound => format!(
+            "cannot be executed: No such file or directory (the interpreter named in its #! line \
+             is missing, or it has CRLF line ends): {err}"
+        ),
+        _ => format!("cannot be started ({program}): {err}"),
+    };
+    let kind = match err.kind() {
+        io::ErrorKind::PermissionDenied if !interpreted => ErrorKind::Forbidden,
+        _ => ErrorKind::ScriptFailed,
+    };
+    Error::upstream(kind).with_cause(msg(format!("CGI program {}: {why}", tag.script)))
+}
+
+/// Why the head could not be had; `None` for the deadline. The cause says
+/// it in words a user can act on; `service` logs it with the request id.
+async fn head_failed(
+    err: Option<HeadError>,
+    mut exit: watch::Receiver<Option<std::process::ExitStatus>>,
+    deadline: Instant,
+    route: &CgiRoute,
+    tag: &Tag,
+) -> Error {
+    let timeout = || {
+        let why = format!(
+            "sent no complete headers within its timeout of {:?}; its process group was killed",
+            route.timeout
+        );
+        (ErrorKind::GatewayTimeout, why)
+    };
+    let (kind, why) = match err {
+        None => timeout(),
+        // The reaper kills at the deadline too; the EOF that follows is ours.
+        Some(HeadError::NoHeaderBlock) if Instant::now() >= deadline => timeout(),
+        Some(HeadError::NoHeaderBlock) => (
+            ErrorKind::ScriptFailed,
+            no_head_block(&mut exit, deadline).await,
+        ),
+        Some(HeadError::MissingContentType) => (
+            ErrorKind::ScriptFailed,
+            "sent headers without Content-Type, Status or Location".to_owned(),
+        ),
+        Some(e @ (HeadError::Malformed(_) | HeadError::TooLarge)) => {
+            (ErrorKind::BadGateway, e.to_string())
+        }
+        Some(e @ HeadError::Io(_)) => (ErrorKind::Internal, e.to_string()),
+    };
+    Error::upstream(kind).with_cause(msg(format!("CGI program {}: {why}", tag.script)))
+}
+
+/// Explain output that ended without a header block, by the exit status.
+async fn no_head_block(
+    exit: &mut watch::Receiver<Option<std::process::ExitStatus>>,
+    deadline: Instant,
+) -> String {
+    let wait = (Instant::now() + EXIT_WAIT).min(deadline);
+    let status = tokio::time::timeout_at(wait, exit.wait_for(Option::is_some))
+        .await
+        .ok()
+        .and_then(|r| r.ok().and_then(|s| *s));
+    match status {
+        Some(status) if !status.success() => format!(
+            "{} before sending its headers (see its stderr above)",
+            process::describe(status)
+        ),
+        Some(_) => "printed no blank line after its headers (or printed nothing)".to_owned(),
+        None => "closed its output before sending its headers".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -4,3 +4,59 @@
 pub mod env;
 pub mod response;
 pub mod spool;
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    //! Configuration and request context for unit tests.
+
+    use std::net::SocketAddr;
+    use std::path::PathBuf;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use crate::config::{Config, Limits, LogTarget};
+    use crate::context::{ConnInfo, RequestCtx, RequestId};
+
+    pub fn config() -> Config {
+        Config {
+            listen: Vec::new(),
+            server_name: "configured.example".to_owned(),
+            document_root: Some(PathBuf::from("/srv/htdocs")),
+            index: vec!["index.html".to_owned()],
+            serve_dotfiles: false,
+            directory_listing: false,
+            access_log: LogTarget::Off,
+            error_log: LogTarget::Off,
+            log_level: "info".to_owned(),
+            shutdown_grace: Duration::from_secs(1),
+            limits: Limits {
+                max_request_body: 64 << 20,
+                max_header_bytes: 64 << 10,
+                max_uri_bytes: 8 << 10,
+                header_read_timeout: Duration::from_secs(10),
+                keepalive_timeout: Duration::from_secs(75),
+            },
+            tls: None,
+            cgi: Vec::new(),
+            fastcgi: Vec::new(),
+        }
+    }
+
+    pub fn ctx_with(config: Config, peer: &str, local: &str, secure: bool) -> RequestCtx {
+        let peer: SocketAddr = peer.parse().unwrap();
+        let local: SocketAddr = local.parse().unwrap();
+        RequestCtx {
+            id: RequestId(7),
+            conn: Arc::new(ConnInfo {
+                peer,
+                local,
+                secure,
+            }),
+            config: Arc::new(config),
+        }
+    }
+
+    pub fn ctx() -> RequestCtx {
+        ctx_with(config(), "192.0.2.10:54321", "127.0.0.1:8080", false)
+    }
+}

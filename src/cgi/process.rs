@@ -1,0 +1,404 @@
+//! One CGI child: spawning it in its own process group, killing the group,
+//! reaping it, and logging its stderr.
+//!
+//! Killing always means `killpg(SIGKILL)` of the child's group: the child is
+//! started with `process_group(0)`, so whatever it forks (a shell pipeline,
+//! a background job) dies with it; `kill_on_drop` alone leaves grandchildren
+//! running under PID 1. Every child is waited for by a reaper task, so no
+//! zombie is left whatever happens to the request (lighttpd's
+//! `cgi_waitpid_cb`).
+
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
+use tokio::sync::{watch, OwnedSemaphorePermit};
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+use tokio_util::io::ReaderStream;
+
+use crate::context::RequestId;
+use crate::gateway::env::Var;
+
+use super::script::Script;
+
+/// Process groups of the children still running, for shutdown.
+#[derive(Debug, Default)]
+pub struct Live {
+    groups: Mutex<HashSet<i32>>,
+}
+
+impl Live {
+    fn insert(&self, pgid: i32) {
+        self.groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(pgid);
+    }
+
+    fn remove(&self, pgid: i32) {
+        self.groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&pgid);
+    }
+
+    /// How many children are running.
+    pub fn len(&self) -> usize {
+        self.groups.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// SIGKILL every live group.
+    pub fn kill_all(&self) {
+        let groups: Vec<i32> = self
+            .groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .copied()
+            .collect();
+        for pgid in groups {
+            kill_group(pgid);
+        }
+    }
+}
+
+/// Mark every descriptor this process inherited close-on-exec, so no CGI
+/// child receives one. Rust opens its own descriptors with `O_CLOEXEC`, but
+/// whatever started the server may have left some open without it (a
+/// jobserver pipe, a supervisor's socket), and `exec` would hand those to
+/// every program. Called once at start-up; safe to call again.
+pub fn close_inherited_on_exec() {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    for entry in dir.flatten() {
+        let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if fd < 3 {
+            continue;
+        }
+        // SAFETY: `fd` is listed as open and is only borrowed for this one
+        // fcntl call. Should another thread close it meanwhile, the call
+        // fails with EBADF or marks a new descriptor close-on-exec, which
+        // it should be anyway; no data is read or written through it.
+        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let _ = nix::fcntl::fcntl(
+            borrowed,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        );
+    }
+}
+
+fn kill_group(pgid: i32) {
+    // ESRCH: the group is already gone, which is what we wanted.
+    let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+}
+
+/// A running child's pipes and the handles that end it.
+pub struct Spawned {
+    pub stdin: ChildStdin,
+    pub stdout: ChildStdout,
+    /// Kills the group when dropped while armed.
+    pub guard: KillGuard,
+    /// The exit status, once the reaper has it.
+    pub exit: watch::Receiver<Option<ExitStatus>>,
+}
+
+/// What the reaper and the stderr logger need to know about a request.
+#[derive(Debug, Clone)]
+pub struct Tag {
+    pub id: RequestId,
+    /// The script's URL path, for log lines.
+    pub script: Arc<str>,
+}
+
+/// Start `script` with exactly `env` (plus `pass_env` from our own
+/// environment) in its own process group. The reaper holds `permit` until
+/// the child has exited, and kills the group at `deadline` if it still runs.
+pub fn spawn(
+    script: &Script,
+    env: &[Var],
+    pass_env: &[String],
+    deadline: Instant,
+    permit: OwnedSemaphorePermit,
+    live: &Arc<Live>,
+    tag: &Tag,
+) -> io::Result<Spawned> {
+    let mut cmd = Command::new(&script.argv[0]);
+    cmd.args(&script.argv[1..])
+        .env_clear()
+        .current_dir(&script.dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(false);
+    for name in pass_env {
+        if let Some(value) = std::env::var_os(name) {
+            cmd.env(name, value);
+        }
+    }
+    for (name, value) in env {
+        // An environment string cannot hold NUL; nothing we build has one.
+        if !value.contains(&0) && !name.contains(['=', '\0']) {
+            cmd.env(name, OsStr::from_bytes(value));
+        }
+    }
+    let mut child = cmd.spawn()?;
+    let (Some(pid), Some(stdin), Some(stdout), Some(stderr)) = (
+        child.id(),
+        child.stdin.take(),
+        child.stdout.take(),
+        child.stderr.take(),
+    ) else {
+        return Err(io::Error::other("child spawned without its pipes"));
+    };
+    let pgid = pid as i32;
+    live.insert(pgid);
+    let (exit_tx, exit) = watch::channel(None);
+    tokio::spawn(reap(
+        child,
+        pgid,
+        deadline,
+        permit,
+        live.clone(),
+        exit_tx,
+        tag.clone(),
+    ));
+    tokio::spawn(log_stderr(stderr, tag.clone()));
+    Ok(Spawned {
+        stdin,
+        stdout,
+        guard: KillGuard {
+            pgid,
+            armed: true,
+            tasks: Vec::new(),
+            tag: tag.clone(),
+            exit: exit.clone(),
+        },
+        exit,
+    })
+}
+
+/// Wait for the child (killing its group at the deadline), then forget it.
+async fn reap(
+    mut child: Child,
+    pgid: i32,
+    deadline: Instant,
+    permit: OwnedSemaphorePermit,
+    live: Arc<Live>,
+    exit_tx: watch::Sender<Option<ExitStatus>>,
+    tag: Tag,
+) {
+    let status = tokio::select! {
+        status = child.wait() => status,
+        () = tokio::time::sleep_until(deadline) => {
+            tracing::warn!(id = %tag.id, script = %tag.script, "CGI program ran past its timeout; killing its process group");
+            kill_group(pgid);
+            child.wait().await
+        }
+    };
+    live.remove(pgid);
+    drop(permit);
+    match status {
+        Ok(status) => {
+            if !status.success() {
+                tracing::info!(id = %tag.id, script = %tag.script, "CGI program {}", describe(status));
+            }
+            let _ = exit_tx.send(Some(status));
+        }
+        Err(e) => {
+            tracing::error!(id = %tag.id, script = %tag.script, "waiting for a CGI program: {e}")
+        }
+    }
+}
+
+/// "exited with status 1", "was killed by signal 9 (SIGKILL)".
+pub fn describe(status: ExitStatus) -> String {
+    if let Some(code) = status.code() {
+        return format!("exited with status {code}");
+    }
+    match status.signal() {
+        Some(sig) => match Signal::try_from(sig) {
+            Ok(name) => format!("was killed by signal {sig} ({name})"),
+            Err(_) => format!("was killed by signal {sig}"),
+        },
+        None => format!("ended with {status}"),
+    }
+}
+
+/// Kills the child's process group when dropped while armed: the response
+/// body owns it, so a client that goes away (hyper drops the body) or a
+/// failed request takes the program down with it. Also aborts helper tasks
+/// (the stdin writer) that would otherwise outlive the request.
+pub struct KillGuard {
+    pgid: i32,
+    armed: bool,
+    tasks: Vec<AbortHandle>,
+    tag: Tag,
+    exit: watch::Receiver<Option<ExitStatus>>,
+}
+
+impl KillGuard {
+    /// A task to abort when the guard goes, armed or not.
+    pub fn own_task(&mut self, task: AbortHandle) {
+        self.tasks.push(task);
+    }
+
+    /// The program's output ended normally: let it exit on its own (the
+    /// reaper still kills it at the deadline).
+    pub fn disarm(&mut self) {
+        self.armed = false;
+    }
+
+    /// Kill the group now.
+    pub fn kill(&mut self) {
+        kill_group(self.pgid);
+        self.armed = false;
+    }
+}
+
+impl Drop for KillGuard {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        if self.armed {
+            // Still killed when the leader has exited: its children may not have.
+            if self.exit.borrow().is_none() {
+                tracing::info!(id = %self.tag.id, script = %self.tag.script, "request ended before the CGI program's output did (client gone, timeout or bad output); killing its process group");
+            }
+            kill_group(self.pgid);
+        }
+    }
+}
+
+/// A guard for a process group made outside [`spawn`] (tests).
+#[cfg(test)]
+pub fn test_guard(pgid: i32) -> KillGuard {
+    KillGuard {
+        pgid,
+        armed: true,
+        tasks: Vec::new(),
+        tag: Tag {
+            id: RequestId(0),
+            script: "test".into(),
+        },
+        exit: watch::channel(None).1,
+    }
+}
+
+/// Longest stderr line logged as is; the rest of it is cut.
+const MAX_LOG_LINE: usize = 4096;
+
+/// Log stderr line by line with the request id. Reads until EOF whatever
+/// happens, so a chatty program never blocks on a full stderr pipe.
+async fn log_stderr(stderr: ChildStderr, tag: Tag) {
+    let mut chunks = ReaderStream::new(stderr);
+    let mut line = BytesMut::new();
+    let mut cut = false;
+    while let Some(Ok(chunk)) = chunks.next().await {
+        let mut rest: Bytes = chunk;
+        while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
+            let part = rest.split_to(nl + 1);
+            push_capped(&mut line, &part[..nl], &mut cut);
+            log_line(&line, cut, &tag);
+            line.clear();
+            cut = false;
+        }
+        push_capped(&mut line, &rest, &mut cut);
+    }
+    if !line.is_empty() {
+        log_line(&line, cut, &tag);
+    }
+}
+
+fn push_capped(line: &mut BytesMut, bytes: &[u8], cut: &mut bool) {
+    let room = MAX_LOG_LINE.saturating_sub(line.len());
+    line.extend_from_slice(&bytes[..bytes.len().min(room)]);
+    *cut |= bytes.len() > room;
+}
+
+fn log_line(line: &[u8], cut: bool, tag: &Tag) {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let text = String::from_utf8_lossy(line);
+    let more = if cut { " [...]" } else { "" };
+    tracing::warn!(id = %tag.id, script = %tag.script, "CGI stderr: {text}{more}");
+    if let Some(hint) = stderr_hint(&text) {
+        tracing::warn!(id = %tag.id, script = %tag.script, "hint: {hint}");
+    }
+}
+
+/// Advice for stderr lines that have one well-known cause.
+pub fn stderr_hint(line: &str) -> Option<&'static str> {
+    if line.contains("No module named 'cgi'") || line.contains("No module named 'cgitb'") {
+        return Some(
+            "Python 3.13 removed the `cgi` and `cgitb` modules (PEP 594): read QUERY_STRING with \
+             urllib.parse.parse_qs, the body from sys.stdin.buffer (CONTENT_LENGTH bytes), and \
+             multipart bodies with the `email` package",
+        );
+    }
+    if line.starts_with("/usr/bin/env:") && line.contains("No such file or directory") {
+        return Some(
+            "the interpreter named in the script's #! line is not installed or not on the PATH \
+             given to CGI programs (see `pass_env`)",
+        );
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints() {
+        assert!(stderr_hint("ModuleNotFoundError: No module named 'cgi'")
+            .unwrap()
+            .contains("3.13"));
+        assert!(
+            stderr_hint("/usr/bin/env: 'python9': No such file or directory")
+                .unwrap()
+                .contains("#!")
+        );
+        assert!(stderr_hint("Traceback (most recent call last):").is_none());
+    }
+
+    #[test]
+    fn describes_exits() {
+        assert_eq!(
+            describe(ExitStatus::from_raw(1 << 8)),
+            "exited with status 1"
+        );
+        assert_eq!(
+            describe(ExitStatus::from_raw(9)),
+            "was killed by signal 9 (SIGKILL)"
+        );
+    }
+
+    #[test]
+    fn capped_lines() {
+        let mut line = BytesMut::new();
+        let mut cut = false;
+        push_capped(&mut line, &[b'a'; MAX_LOG_LINE - 1], &mut cut);
+        assert!(!cut);
+        push_capped(&mut line, b"bc", &mut cut);
+        assert!(cut);
+        assert_eq!(line.len(), MAX_LOG_LINE);
+    }
+}
