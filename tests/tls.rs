@@ -322,6 +322,48 @@ fn check_reports_a_mismatched_or_unreadable_pair() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// NAME=value lines of `env.py?format=text`, as a map.
+fn cgi_env(text: &str) -> std::collections::BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+#[test]
+fn cgi_over_https_sees_https_scheme_port_and_protocol() {
+    let pki = tls::make_pki(&["localhost", "127.0.0.1"]);
+    let dir = site(Some(&pki));
+    std::fs::create_dir(dir.path().join("cgi")).unwrap();
+    std::fs::copy(
+        support::repo_dir().join("cgi-bin/env.py"),
+        dir.path().join("cgi/env.py"),
+    )
+    .unwrap();
+    let yaml = "document_root: htdocs\ncgi:\n  - prefix: /cgi-bin/\n    dir: cgi\n    interpreters: { .py: python3 }\ntls:\n  listen: [\"127.0.0.1:0\"]\n  cert: cert.pem\n  key: key.pem\n";
+    let srv = TestServer::start_in(dir, yaml);
+    let tls_port = srv.https_addr().port().to_string();
+    let path = "/cgi-bin/env.py?format=text";
+
+    for (alpn, protocol) in [(BOTH, "HTTP/2.0"), (&[&b"http/1.1"[..]][..], "HTTP/1.1")] {
+        let client = tls::https_client(tls::trusting(&pki.ca_pem, alpn));
+        let resp = client.get(srv.https_url(path)).send().unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let env = cgi_env(&resp.text().unwrap());
+        assert_eq!(env.get("HTTPS").map(String::as_str), Some("on"), "{env:?}");
+        assert_eq!(env["REQUEST_SCHEME"], "https");
+        assert_eq!(env["SERVER_PORT"], tls_port);
+        assert_eq!(env["SERVER_PROTOCOL"], protocol);
+    }
+
+    let resp = support::client().get(srv.url(path)).send().unwrap();
+    let env = cgi_env(&resp.text().unwrap());
+    assert!(!env.contains_key("HTTPS"), "{env:?}");
+    assert_eq!(env["REQUEST_SCHEME"], "http");
+    assert_eq!(env["SERVER_PORT"], srv.addr().port().to_string());
+    assert_eq!(env["SERVER_PROTOCOL"], "HTTP/1.1");
+}
+
 /// `curl --http2` against the TLS port, when curl is installed.
 #[test]
 fn curl_negotiates_http2_over_tls() {
