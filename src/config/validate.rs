@@ -78,6 +78,8 @@ impl Validator {
             ),
             limits: self.limits(raw.limits.unwrap_or_default()),
             tls,
+            compression: self.compression(raw.compression.as_ref()),
+            cache_control: self.cache_control(raw.cache_control.as_deref()),
             cgi,
             fastcgi,
         };
@@ -304,7 +306,7 @@ impl Validator {
     }
 
     /// A size in bytes, `default` when absent; zero refused unless `zero_ok`.
-    fn size(
+    pub(super) fn size(
         &mut self,
         key: &str,
         raw: Option<&Spanned<UnitScalar>>,

@@ -60,6 +60,8 @@ fn site() -> Site {
             keepalive_timeout: Duration::from_secs(75),
         },
         tls: None,
+        compression: Default::default(),
+        cache_control: Vec::new(),
         cgi: Vec::new(),
         fastcgi: Vec::new(),
     };
