@@ -8,6 +8,7 @@
 pub mod body;
 pub mod cgi;
 pub mod cli;
+pub mod compress;
 pub mod config;
 pub mod context;
 pub mod error;
