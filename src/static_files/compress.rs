@@ -156,7 +156,10 @@ impl Encoded {
         let mut response = Response::new(Body::empty());
         *response.status_mut() = StatusCode::OK;
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, mime::content_type(&self.file.url_path));
+        headers.insert(
+            header::CONTENT_TYPE,
+            mime::content_type(&self.file.url_path),
+        );
         headers.insert(
             header::CONTENT_ENCODING,
             HeaderValue::from_static(self.encoding.token()),

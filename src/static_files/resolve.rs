@@ -104,8 +104,8 @@ pub fn resolve(lookup: &Lookup) -> Result<Target, Error> {
 }
 
 fn with_sidecar(mut file: OpenFile, lookup: &Lookup) -> OpenFile {
-    file.sidecar = compress::find_sidecar(&lookup.root, &file, &lookup.sidecars, lookup.wants)
-        .map(Box::new);
+    file.sidecar =
+        compress::find_sidecar(&lookup.root, &file, &lookup.sidecars, lookup.wants).map(Box::new);
     file
 }
 

@@ -1,5 +1,6 @@
 //! `handle()` driven directly against a temporary document root.
 
+mod compression;
 mod security;
 mod serving;
 mod validators;
