@@ -1,0 +1,442 @@
+//! One request on one connection (FastCGI specification, sections 5 and 6.2).
+//!
+//! The request is written as BEGIN_REQUEST, the PARAMS stream and whatever of
+//! the body is already at hand, in one buffer and so one write; the rest of
+//! the body follows as STDIN records while the STDOUT records are read, both
+//! at once, so a backend that answers before it has read all its input does
+//! not deadlock against us. The exchange runs in a task of its own and
+//! reports to the handler through a bounded channel: the handler parses the
+//! head, the response body drains the rest, and a client that reads slowly
+//! slows the backend down instead of filling memory.
+//!
+//! A connection goes back to its pool only when its request reached
+//! END_REQUEST cleanly, all of STDIN was written and no byte is left over;
+//! anything else (an abort, a timeout, garbage) closes it.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{FutureExt, StreamExt};
+use http_body_util::BodyExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::codec::FramedRead;
+
+use super::params;
+use super::pool::{Answered, PooledConn};
+use super::record::{self, kind, protocol_status, EndRequest, RecordCodec, MANAGEMENT_ID};
+use crate::body::{BoxError, RequestBody};
+use crate::context::RequestId;
+
+/// Requests are not multiplexed: each connection carries one at a time.
+pub const REQUEST_ID: u16 = 1;
+/// Body bytes gathered into the first write when they are already there.
+const PREFETCH_LIMIT: usize = 64 * 1024;
+/// STDOUT chunks buffered between the exchange task and the client.
+const CHANNEL_DEPTH: usize = 8;
+
+/// What the exchange task tells the handler, in order.
+#[derive(Debug)]
+pub enum Event {
+    /// Bytes of FCGI_STDOUT.
+    Stdout(Bytes),
+    /// END_REQUEST arrived: the response is complete.
+    End(EndRequest),
+    /// The exchange failed; nothing follows.
+    Failed(Failure),
+}
+
+/// Why an exchange failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// The backend closed, reset, or broke the protocol.
+    Backend(io::Error),
+    /// Nothing from the backend within `read_timeout`.
+    Timeout(Duration),
+    /// Reading the client's request body failed (too large, or the client left).
+    Body(BoxError),
+    /// The stale connection could not be replaced.
+    Reconnect(io::Error),
+}
+
+/// A request ready to be sent: its params encoded, the start of its body read.
+pub struct Request {
+    /// The PARAMS stream including its terminating empty record.
+    params: BytesMut,
+    /// STDIN records for the body bytes read so far (and the empty STDIN
+    /// record when the body is complete).
+    stdin_head: BytesMut,
+    /// The body still to read; `None` once it has been read to the end.
+    body: Option<RequestBody>,
+    pub read_timeout: Duration,
+    pub id: RequestId,
+    /// Ask for FCGI_KEEP_CONN (the route keeps idle connections).
+    pub keep_conn: bool,
+}
+
+impl Request {
+    /// Encode `params` and take as much of `body` as is already available
+    /// without waiting, so a small request goes out in a single write.
+    pub fn new<'a, I>(
+        params: I,
+        body: Option<RequestBody>,
+        read_timeout: Duration,
+        id: RequestId,
+        keep_conn: bool,
+    ) -> Result<Self, Failure>
+    where
+        I: IntoIterator<Item = (&'a [u8], &'a [u8])>,
+    {
+        let mut buf = BytesMut::new();
+        params::params_records(&mut buf, REQUEST_ID, params);
+        let mut req = Request {
+            params: buf,
+            stdin_head: BytesMut::new(),
+            body,
+            read_timeout,
+            id,
+            keep_conn,
+        };
+        req.prefetch()?;
+        Ok(req)
+    }
+
+    fn prefetch(&mut self) -> Result<(), Failure> {
+        while let Some(body) = self.body.as_mut() {
+            if self.stdin_head.len() >= PREFETCH_LIMIT {
+                break;
+            }
+            match body.frame().now_or_never() {
+                None => break,
+                Some(None) => self.body = None,
+                Some(Some(Err(err))) => return Err(Failure::Body(err)),
+                Some(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        record::put_stream(&mut self.stdin_head, kind::STDIN, REQUEST_ID, &data);
+                    }
+                }
+            }
+        }
+        if self.body.is_none() {
+            record::put_record(&mut self.stdin_head, kind::STDIN, REQUEST_ID, b"");
+        }
+        Ok(())
+    }
+
+    /// BEGIN_REQUEST, PARAMS and the body read so far, as one buffer.
+    fn head(&self) -> BytesMut {
+        let mut buf = BytesMut::with_capacity(16 + self.params.len() + self.stdin_head.len());
+        record::put_begin_request(&mut buf, REQUEST_ID, self.keep_conn);
+        buf.extend_from_slice(&self.params);
+        buf.extend_from_slice(&self.stdin_head);
+        buf
+    }
+}
+
+/// Start the exchange in its own task; its events arrive on the receiver.
+/// Dropping the receiver aborts the request.
+pub fn spawn(conn: PooledConn, req: Request) -> mpsc::Receiver<Event> {
+    let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
+    tokio::spawn(run(conn, req, tx));
+    rx
+}
+
+/// How one attempt ended.
+enum Outcome {
+    /// END_REQUEST seen; `reusable` when the connection is in a known state.
+    Done {
+        end: EndRequest,
+        reusable: bool,
+    },
+    /// A reused connection failed before anything came back and before any
+    /// body byte beyond the first write was consumed: safe to send again.
+    Stale(io::Error),
+    Failed(Failure),
+    /// The handler or the client went away.
+    Abandoned,
+}
+
+async fn run(mut conn: PooledConn, mut req: Request, tx: mpsc::Sender<Event>) {
+    let mut retried = false;
+    loop {
+        let (stream, answered) = conn.split();
+        let outcome = attempt(stream, answered, &mut req, &tx).await;
+        match outcome {
+            Outcome::Done { end, reusable } => {
+                if end.app_status != 0 {
+                    tracing::debug!(request = %req.id, app_status = end.app_status, "fastcgi app status");
+                }
+                // Back to the pool first: a slow client must not hold it.
+                if reusable && req.keep_conn {
+                    conn.release();
+                }
+                let _ = tx.send(Event::End(end)).await;
+                return;
+            }
+            Outcome::Stale(err) if !retried && conn.reused() => {
+                tracing::debug!(request = %req.id, error = %err, "pooled fastcgi connection was stale; retrying on a new one");
+                retried = true;
+                if let Err(err) = conn.reconnect().await {
+                    let _ = tx.send(Event::Failed(Failure::Reconnect(err))).await;
+                    return;
+                }
+            }
+            Outcome::Stale(err) => {
+                let _ = tx.send(Event::Failed(Failure::Backend(err))).await;
+                return;
+            }
+            Outcome::Failed(failure) => {
+                abort(conn).await;
+                let _ = tx.send(Event::Failed(failure)).await;
+                return;
+            }
+            Outcome::Abandoned => {
+                abort(conn).await;
+                return;
+            }
+        }
+    }
+}
+
+/// Tell the backend to stop (section 5.4) and close the connection: its state
+/// is unknown, so it is never reused.
+async fn abort(mut conn: PooledConn) {
+    let mut buf = BytesMut::new();
+    record::put_record(&mut buf, kind::ABORT_REQUEST, REQUEST_ID, b"");
+    let _ = tokio::time::timeout(Duration::from_millis(100), conn.stream().write_all(&buf)).await;
+}
+
+/// How reading the backend's records ended.
+enum ReadEnd {
+    End { end: EndRequest, leftover: bool },
+    Eof,
+    Error(io::Error),
+    Timeout,
+    Abandoned,
+}
+
+/// How writing the request ended.
+enum WriteEnd {
+    Done,
+    Backend(io::Error),
+    Body(BoxError),
+}
+
+/// What both halves of one attempt know about its progress. (Atomics and a
+/// mutex only because the task must be `Send`: both halves run in this one
+/// task and never contend.)
+struct Progress {
+    /// Progress either way pushes the read timeout back: a long upload to a
+    /// backend that reads it is not a silent backend.
+    last: Mutex<Instant>,
+    /// A record of this request came back.
+    received: AtomicBool,
+    /// Body bytes beyond the first write were taken from the client: the
+    /// request can no longer be sent again.
+    body_consumed: AtomicBool,
+}
+
+impl Progress {
+    fn touch(&self) {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    fn last(&self) -> Instant {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// One try at the request on one connection: write and read at once.
+async fn attempt(
+    stream: &mut super::stream::BackendStream,
+    answered: Answered<'_>,
+    req: &mut Request,
+    tx: &mpsc::Sender<Event>,
+) -> Outcome {
+    let (read_half, mut write_half) = tokio::io::split(stream);
+    let mut records = FramedRead::new(read_half, RecordCodec);
+    let progress = Progress {
+        last: Mutex::new(Instant::now()),
+        received: AtomicBool::new(false),
+        body_consumed: AtomicBool::new(false),
+    };
+    let (read_timeout, id) = (req.read_timeout, req.id);
+    let head = req.head();
+    let writer = write_request(&mut write_half, &head, req, &progress);
+    let reader = read_response(&mut records, tx, &progress, &answered, read_timeout, id);
+    tokio::pin!(writer, reader);
+    let mut written = None;
+    let read_end = loop {
+        tokio::select! {
+            end = &mut reader => break end,
+            end = &mut writer, if written.is_none() => match end {
+                WriteEnd::Body(err) => return Outcome::Failed(Failure::Body(err)),
+                // The backend may have answered and closed early: keep reading.
+                other => written = Some(other),
+            },
+        }
+    };
+    if let Some(WriteEnd::Backend(err)) = &written {
+        tracing::debug!(request = %id, error = %err, "writing to the fastcgi backend failed");
+    }
+    let all_written = matches!(written, Some(WriteEnd::Done));
+    let stale = |err: io::Error| {
+        let untouched = !progress.received.load(Relaxed) && !progress.body_consumed.load(Relaxed);
+        if untouched && is_disconnect(&err) {
+            Outcome::Stale(err)
+        } else {
+            Outcome::Failed(Failure::Backend(err))
+        }
+    };
+    match read_end {
+        ReadEnd::End { end, leftover } => Outcome::Done {
+            reusable: all_written
+                && !leftover
+                && end.protocol_status == protocol_status::REQUEST_COMPLETE,
+            end,
+        },
+        ReadEnd::Eof => stale(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "backend closed the connection before END_REQUEST",
+        )),
+        ReadEnd::Error(err) => stale(err),
+        ReadEnd::Timeout => Outcome::Failed(Failure::Timeout(read_timeout)),
+        ReadEnd::Abandoned => Outcome::Abandoned,
+    }
+}
+
+/// BEGIN_REQUEST, PARAMS and the start of STDIN in one write, then the rest
+/// of the body as it arrives, then the empty STDIN record.
+async fn write_request<W: AsyncWrite + Unpin>(
+    out: &mut W,
+    head: &[u8],
+    req: &mut Request,
+    progress: &Progress,
+) -> WriteEnd {
+    if let Err(err) = out.write_all(head).await {
+        return WriteEnd::Backend(err);
+    }
+    progress.touch();
+    let Some(body) = req.body.as_mut() else {
+        return WriteEnd::Done;
+    };
+    let mut buf = BytesMut::new();
+    loop {
+        let data = match body.frame().await {
+            None => break,
+            Some(Err(err)) => return WriteEnd::Body(err),
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) if !data.is_empty() => data,
+                _ => continue,
+            },
+        };
+        progress.body_consumed.store(true, Relaxed);
+        progress.touch();
+        buf.clear();
+        record::put_stream(&mut buf, kind::STDIN, REQUEST_ID, &data);
+        if let Err(err) = out.write_all(&buf).await {
+            return WriteEnd::Backend(err);
+        }
+        progress.touch();
+    }
+    req.body = None;
+    buf.clear();
+    record::put_record(&mut buf, kind::STDIN, REQUEST_ID, b"");
+    // Were this attempt retried, its first write must now end STDIN.
+    req.stdin_head.extend_from_slice(&buf);
+    match out.write_all(&buf).await {
+        Ok(()) => WriteEnd::Done,
+        Err(err) => WriteEnd::Backend(err),
+    }
+}
+
+/// Read records until END_REQUEST: STDOUT to the handler, STDERR to the log.
+async fn read_response<R: AsyncRead + Unpin>(
+    records: &mut FramedRead<R, RecordCodec>,
+    tx: &mpsc::Sender<Event>,
+    progress: &Progress,
+    answered: &Answered<'_>,
+    read_timeout: Duration,
+    id: RequestId,
+) -> ReadEnd {
+    loop {
+        let deadline = progress.last() + read_timeout;
+        let next = tokio::select! {
+            next = records.next() => next,
+            () = tokio::time::sleep_until(deadline) => {
+                if progress.last() + read_timeout > Instant::now() {
+                    continue;
+                }
+                return ReadEnd::Timeout;
+            }
+            () = tx.closed() => return ReadEnd::Abandoned,
+        };
+        let rec = match next {
+            None => return ReadEnd::Eof,
+            Some(Err(err)) => return ReadEnd::Error(err),
+            Some(Ok(rec)) => rec,
+        };
+        progress.touch();
+        if rec.request_id == MANAGEMENT_ID && rec.kind >= kind::GET_VALUES {
+            continue; // management answers carry no part of this response
+        }
+        if rec.request_id != REQUEST_ID {
+            let why = format!(
+                "record for request id {}, expected {REQUEST_ID}",
+                rec.request_id
+            );
+            return ReadEnd::Error(record::malformed(why));
+        }
+        progress.received.store(true, Relaxed);
+        answered.mark();
+        match rec.kind {
+            kind::STDOUT if rec.content.is_empty() => {}
+            kind::STDOUT => {
+                if tx.send(Event::Stdout(rec.content)).await.is_err() {
+                    return ReadEnd::Abandoned;
+                }
+                // Waiting for a slow client is not the backend's silence.
+                progress.touch();
+            }
+            kind::STDERR => log_stderr(id, &rec.content),
+            kind::END_REQUEST => {
+                return match EndRequest::parse(&rec.content) {
+                    Ok(end) => ReadEnd::End {
+                        end,
+                        leftover: !records.read_buffer().is_empty(),
+                    },
+                    Err(err) => ReadEnd::Error(err),
+                }
+            }
+            other => {
+                let why = format!("unexpected record type {other} in a response");
+                return ReadEnd::Error(record::malformed(why));
+            }
+        }
+    }
+}
+
+fn is_disconnect(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+    )
+}
+
+/// FCGI_STDERR goes to the error log, a line at a time, with the request id.
+fn log_stderr(id: RequestId, content: &[u8]) {
+    let text = String::from_utf8_lossy(content);
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        tracing::warn!(request = %id, "fastcgi stderr: {}", line.trim_end());
+    }
+}
+
+#[cfg(test)]
+mod tests;

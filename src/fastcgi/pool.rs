@@ -1,0 +1,387 @@
+//! Connection pools: one per backend, and the choice of backend per request.
+//!
+//! Each kept-alive php-fpm connection pins a worker, so a backend's busy plus
+//! idle connections never exceed its capacity: what it reports through
+//! FCGI_GET_VALUES (FCGI_MAX_CONNS), lowered to the route's `max_conns`, or a
+//! default when it does not answer. A request prefers an idle connection to a
+//! new one, and waits a bounded time for one to free up (then 503) rather than
+//! pile onto a saturated backend.
+//!
+//! A backend that does not report its capacity (php-fpm answers only
+//! FCGI_MPXS_CONNS) can still be oversubscribed: a php-fpm worker serves a
+//! kept-alive connection until it closes, so a new connection made while all
+//! workers are busy waits in the accept backlog behind our own idle ones. So
+//! while a new connection is still waiting for its first byte, released
+//! connections are closed instead of kept, which frees a worker to accept it.
+//!
+//! A backend that refuses connections is marked down for a growing back-off
+//! (passive health); [`super::upstream`] skips it while it is.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, OnceCell};
+
+use super::stream::BackendStream;
+use super::values;
+use crate::config::BackendAddr;
+
+/// Capacity when the backend does not say and the route does not either.
+pub const DEFAULT_CAPACITY: usize = 16;
+/// flup reports its file-descriptor limit as FCGI_MAX_CONNS; no backend gets
+/// more connections than this without an explicit `max_conns`.
+pub const CAPACITY_CEILING: usize = 128;
+/// How long FCGI_GET_VALUES may take at most.
+const VALUES_TIMEOUT: Duration = Duration::from_secs(1);
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// The settings of one backend (merged when several routes name it).
+#[derive(Debug, Clone)]
+pub struct BackendSettings {
+    pub connect_timeout: Duration,
+    /// Idle connections kept; 0 = a connection per request, no FCGI_KEEP_CONN.
+    pub keepalive: usize,
+    pub max_conns: Option<usize>,
+    /// Processes sharing the address: a managed group's copies each answer
+    /// FCGI_GET_VALUES for themselves (php-cgi says 1), so the group can
+    /// serve that many times more. 1 for an external backend.
+    pub copies: usize,
+}
+
+/// Why no connection could be had from one backend.
+#[derive(Debug)]
+pub enum CheckoutError {
+    /// Connecting failed (refused, missing socket, timeout).
+    Connect(io::Error),
+    /// Every connection stayed busy for the whole wait.
+    Full,
+}
+
+#[derive(Default)]
+struct Slots {
+    idle: Vec<BackendStream>,
+    /// Busy plus idle connections, plus those being connected.
+    total: usize,
+}
+
+#[derive(Default)]
+struct Health {
+    failures: u32,
+    down_until: Option<Instant>,
+}
+
+/// One backend address with its pool.
+pub struct Backend {
+    addr: BackendAddr,
+    settings: BackendSettings,
+    slots: Mutex<Slots>,
+    released: Notify,
+    capacity: OnceCell<usize>,
+    health: Mutex<Health>,
+    /// Requests holding or waiting for a connection (for balancing).
+    pub(super) outstanding: AtomicUsize,
+    /// New connections whose request has had no answer yet.
+    unanswered: AtomicUsize,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Backend {
+    pub fn new(addr: BackendAddr, settings: BackendSettings) -> Arc<Self> {
+        Arc::new(Backend {
+            addr,
+            settings,
+            slots: Mutex::default(),
+            released: Notify::new(),
+            capacity: OnceCell::new(),
+            health: Mutex::default(),
+            outstanding: AtomicUsize::new(0),
+            unanswered: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn addr(&self) -> &BackendAddr {
+        &self.addr
+    }
+
+    pub fn settings(&self) -> &BackendSettings {
+        &self.settings
+    }
+
+    /// Connections open now (busy and idle).
+    pub fn open_connections(&self) -> usize {
+        lock(&self.slots).total
+    }
+
+    /// Idle connections kept now.
+    pub fn idle_connections(&self) -> usize {
+        lock(&self.slots).idle.len()
+    }
+
+    /// The capacity once known.
+    pub fn known_capacity(&self) -> Option<usize> {
+        self.capacity.get().copied()
+    }
+
+    /// Close the idle connections (shutdown).
+    pub fn close_idle(&self) {
+        let mut slots = lock(&self.slots);
+        let n = slots.idle.len();
+        slots.idle.clear();
+        slots.total -= n;
+    }
+
+    /// When a backend marked down may be tried again; `None` when it is up.
+    pub(super) fn down_until(&self) -> Option<Instant> {
+        lock(&self.health)
+            .down_until
+            .filter(|&until| until > Instant::now())
+    }
+
+    fn mark_up(&self) {
+        let mut health = lock(&self.health);
+        if health.failures > 0 {
+            tracing::info!(backend = %show(&self.addr), "fastcgi backend is accepting connections again");
+        }
+        *health = Health::default();
+    }
+
+    fn mark_down(&self, err: &io::Error) {
+        let mut health = lock(&self.health);
+        let backoff = FIRST_BACKOFF
+            .saturating_mul(1 << health.failures.min(10))
+            .min(MAX_BACKOFF);
+        health.failures += 1;
+        health.down_until = Some(Instant::now() + backoff);
+        tracing::warn!(backend = %show(&self.addr), error = %err, ?backoff, "fastcgi backend marked down");
+    }
+
+    async fn connect(&self) -> io::Result<BackendStream> {
+        match BackendStream::connect(&self.addr, self.settings.connect_timeout).await {
+            Ok(stream) => {
+                self.mark_up();
+                Ok(stream)
+            }
+            Err(err) => {
+                self.mark_down(&err);
+                Err(err)
+            }
+        }
+    }
+
+    /// The most connections this backend may have open, asked once
+    /// (FCGI_GET_VALUES) and remembered. A failed connect is returned and
+    /// leaves it unknown, so the next request asks again.
+    async fn capacity(&self) -> io::Result<usize> {
+        let cap = self
+            .capacity
+            .get_or_try_init(|| async {
+                let stream = self.connect().await?;
+                let timeout = VALUES_TIMEOUT.min(self.settings.connect_timeout);
+                let reported = match values::query(stream, timeout).await {
+                    Ok(v) => v
+                        .max_conns
+                        .filter(|&n| n > 0)
+                        .map(|n| n.saturating_mul(self.settings.copies.max(1))),
+                    Err(err) => {
+                        tracing::info!(backend = %show(&self.addr), error = %err, "no FCGI_GET_VALUES answer");
+                        None
+                    }
+                };
+                let configured = self.settings.max_conns;
+                let capacity = match (reported, configured) {
+                    (Some(r), Some(c)) => r.min(c),
+                    (Some(r), None) => r.min(CAPACITY_CEILING),
+                    (None, Some(c)) => c,
+                    (None, None) => DEFAULT_CAPACITY,
+                };
+                tracing::info!(
+                    backend = %show(&self.addr), ?reported, ?configured, capacity,
+                    "fastcgi pool sized"
+                );
+                Ok::<_, io::Error>(capacity.max(1))
+            })
+            .await?;
+        Ok(*cap)
+    }
+
+    /// A connection: an idle one if there is one, a new one while under
+    /// capacity, else wait up to `wait` for one to be released.
+    pub async fn checkout(self: &Arc<Self>, wait: Duration) -> Result<PooledConn, CheckoutError> {
+        let ticket = Outstanding::new(self.clone());
+        let capacity = self.capacity().await.map_err(CheckoutError::Connect)?;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let notified = self.released.notified();
+            tokio::pin!(notified);
+            // Registered before looking, so a release in between is not missed.
+            notified.as_mut().enable();
+            let has_slot = {
+                let mut slots = lock(&self.slots);
+                // Most recently used first: the likeliest to be alive.
+                while let Some(stream) = slots.idle.pop() {
+                    if stream.is_stale() {
+                        slots.total -= 1;
+                        continue;
+                    }
+                    return Ok(PooledConn::new(ticket, Some(stream), true));
+                }
+                let has_slot = slots.total < capacity;
+                if has_slot {
+                    slots.total += 1;
+                }
+                has_slot
+            };
+            if has_slot {
+                // The slot is ours from here; dropping `conn` gives it back
+                // even if this future is cancelled mid-connect.
+                let mut conn = PooledConn::new(ticket, None, false);
+                conn.await_first_byte();
+                let stream = self.connect().await.map_err(CheckoutError::Connect)?;
+                conn.stream = Some(stream);
+                return Ok(conn);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(CheckoutError::Full);
+            }
+        }
+    }
+}
+
+/// Counts a request against a backend while it holds or waits for a connection.
+struct Outstanding(Arc<Backend>);
+
+impl Outstanding {
+    fn new(backend: Arc<Backend>) -> Self {
+        backend.outstanding.fetch_add(1, Ordering::Relaxed);
+        Outstanding(backend)
+    }
+}
+
+impl Drop for Outstanding {
+    fn drop(&mut self) {
+        self.0.outstanding.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A connection checked out of a pool. Dropping it closes the connection and
+/// frees its slot; [`PooledConn::release`] keeps it for reuse instead.
+pub struct PooledConn {
+    ticket: Outstanding,
+    stream: Option<BackendStream>,
+    reused: bool,
+    reusable: bool,
+    awaiting_first_byte: AtomicBool,
+}
+
+impl PooledConn {
+    fn new(ticket: Outstanding, stream: Option<BackendStream>, reused: bool) -> Self {
+        PooledConn {
+            ticket,
+            stream,
+            reused,
+            reusable: false,
+            awaiting_first_byte: AtomicBool::new(false),
+        }
+    }
+
+    fn await_first_byte(&self) {
+        if !self.awaiting_first_byte.swap(true, Ordering::Relaxed) {
+            self.backend().unanswered.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn backend(&self) -> &Arc<Backend> {
+        &self.ticket.0
+    }
+
+    /// True when this connection served an earlier request.
+    pub fn reused(&self) -> bool {
+        self.reused
+    }
+
+    pub fn stream(&mut self) -> &mut BackendStream {
+        self.stream
+            .as_mut()
+            .expect("a checked-out connection has a stream")
+    }
+
+    /// The stream, and a handle to report the first byte of the answer with.
+    pub fn split(&mut self) -> (&mut BackendStream, Answered<'_>) {
+        let answered = Answered {
+            flag: &self.awaiting_first_byte,
+            backend: &self.ticket.0,
+        };
+        let stream = self
+            .stream
+            .as_mut()
+            .expect("a checked-out connection has a stream");
+        (stream, answered)
+    }
+
+    /// Replace a connection that proved stale by a fresh one on the same
+    /// backend, keeping its slot (pingora's `ReusedOnly` retry).
+    pub async fn reconnect(&mut self) -> io::Result<()> {
+        self.stream = None;
+        self.reused = false;
+        self.await_first_byte();
+        self.stream = Some(self.backend().connect().await?);
+        Ok(())
+    }
+
+    /// The request on this connection reached END_REQUEST cleanly: keep it.
+    pub fn release(mut self) {
+        self.reusable = true;
+    }
+}
+
+impl Drop for PooledConn {
+    fn drop(&mut self) {
+        let backend = self.ticket.0.clone();
+        Answered {
+            flag: &self.awaiting_first_byte,
+            backend: &backend,
+        }
+        .mark();
+        let keep = self.reusable && backend.unanswered.load(Ordering::Relaxed) == 0;
+        let mut slots = lock(&backend.slots);
+        match self.stream.take() {
+            Some(stream) if keep && slots.idle.len() < backend.settings.keepalive => {
+                slots.idle.push(stream)
+            }
+            _ => slots.total -= 1,
+        }
+        drop(slots);
+        backend.released.notify_one();
+    }
+}
+
+/// Reports that a connection's request got its first byte of answer.
+pub struct Answered<'a> {
+    flag: &'a AtomicBool,
+    backend: &'a Backend,
+}
+
+impl Answered<'_> {
+    pub fn mark(&self) {
+        if self.flag.swap(false, Ordering::Relaxed) {
+            self.backend.unanswered.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A backend address as configured (`host:port` or `unix:/path`).
+pub fn show(addr: &BackendAddr) -> String {
+    match addr {
+        BackendAddr::Tcp(hp) => hp.clone(),
+        BackendAddr::Unix(path) => format!("unix:{}", path.display()),
+    }
+}
+
+#[cfg(test)]
+mod tests;
