@@ -4,6 +4,8 @@
 //! per-coding ETags, Cache-Control, CGI output on routes that opt in, and
 //! curl --compressed when curl is installed.
 
+#[path = "support/fcgi_backend.rs"]
+mod fcgi_backend;
 mod support;
 
 use std::io::{BufWriter, Read, Write};
@@ -404,6 +406,32 @@ fn cgi_output_is_compressed_only_on_routes_that_opt_in() {
     let resp = c.get(srv.url("/packed/lines.sh")).send().unwrap();
     assert_eq!(header(&resp, "content-encoding"), None);
     assert!(resp.bytes().unwrap() == cgi_expected());
+}
+
+#[test]
+fn fastcgi_output_is_compressed_only_on_routes_that_opt_in() {
+    let backend = fcgi_backend::FcgiBackend::start(4);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("htdocs")).unwrap();
+    let yaml = format!(
+        "document_root: htdocs\ncompression:\n  min_size: 10\nfastcgi:\n  - prefix: /plain/\n    backends: [\"{0}\"]\n  - prefix: /packed/\n    backends: [\"{0}\"]\n    compress: true\n",
+        backend.addr
+    );
+    let srv = TestServer::start_in(dir, &yaml);
+    let c = client();
+    let get = |path: &str| {
+        c.get(srv.url(path))
+            .header("Accept-Encoding", "br, gzip")
+            .send()
+            .unwrap()
+    };
+    let resp = get("/plain/hello");
+    assert_eq!(header(&resp, "content-encoding"), None);
+    assert_eq!(resp.text().unwrap(), "hello");
+    let resp = get("/packed/hello");
+    assert_eq!(header(&resp, "content-encoding").as_deref(), Some("br"));
+    assert_eq!(header(&resp, "vary").as_deref(), Some("Accept-Encoding"));
+    assert_eq!(decode("br", &resp.bytes().unwrap()), b"hello");
 }
 
 /// curl decodes what it asked for with --compressed, over HTTP/2 and TLS.

@@ -2,6 +2,8 @@
 //! start-up, ALPN (h2, http/1.1), handshake timeouts, plain HTTP on a TLS
 //! port, `redirect_http`, `--check` of a cert/key pair, and curl when present.
 
+#[path = "support/fcgi_backend.rs"]
+mod fcgi_backend;
 mod support;
 
 use std::io::{Read, Write};
@@ -362,6 +364,32 @@ fn cgi_over_https_sees_https_scheme_port_and_protocol() {
     assert_eq!(env["REQUEST_SCHEME"], "http");
     assert_eq!(env["SERVER_PORT"], srv.addr().port().to_string());
     assert_eq!(env["SERVER_PROTOCOL"], "HTTP/1.1");
+}
+
+#[test]
+fn fastcgi_over_https_sees_https_scheme_port_and_protocol() {
+    let backend = fcgi_backend::FcgiBackend::start(4);
+    let pki = tls::make_pki(&["localhost", "127.0.0.1"]);
+    let yaml = format!(
+        "document_root: htdocs\nfastcgi:\n  - prefix: /t/\n    backends: [\"{}\"]\ntls:\n  listen: [\"127.0.0.1:0\"]\n  cert: cert.pem\n  key: key.pem\n",
+        backend.addr
+    );
+    let srv = TestServer::start_in(site(Some(&pki)), &yaml);
+    let tls_port = srv.https_addr().port().to_string();
+    for (alpn, protocol) in [(BOTH, "HTTP/2.0"), (&[&b"http/1.1"[..]][..], "HTTP/1.1")] {
+        let client = tls::https_client(tls::trusting(&pki.ca_pem, alpn));
+        let resp = client.get(srv.https_url("/t/env")).send().unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let env = cgi_env(&resp.text().unwrap());
+        assert_eq!(env.get("HTTPS").map(String::as_str), Some("on"), "{env:?}");
+        assert_eq!(env["REQUEST_SCHEME"], "https");
+        assert_eq!(env["SERVER_PORT"], tls_port);
+        assert_eq!(env["SERVER_PROTOCOL"], protocol);
+    }
+    let resp = support::client().get(srv.url("/t/env")).send().unwrap();
+    let env = cgi_env(&resp.text().unwrap());
+    assert!(!env.contains_key("HTTPS"), "{env:?}");
+    assert_eq!(env["REQUEST_SCHEME"], "http");
 }
 
 /// `curl --http2` against the TLS port, when curl is installed.
