@@ -99,17 +99,7 @@ pub async fn handle(parts: &Parts, path: &str, ctx: &RequestCtx) -> Result<Respo
         Target::RedirectToSlash => redirect_to_slash(path, parts.uri.query()),
         Target::Listing(html) => listing(html, head),
         // 5, 6, 7
-        Target::File(file) => {
-            let varies = compress::varies(&file.url_path, &config.compression);
-            let mut response = match compress::choose(file, &encodings, &config.compression) {
-                compress::Choice::Identity(file) => serve_file(parts, file)?,
-                compress::Choice::Encoded(encoded) => encoded.serve(parts)?,
-            };
-            if varies {
-                crate::compress::add_vary(response.headers_mut());
-            }
-            response
-        }
+        Target::File(file) => serve_form(parts, file, &encodings, &config.compression)?,
     };
     let status = response.status();
     cache_control::apply(&config.cache_control, path, status, response.headers_mut());
@@ -161,7 +151,26 @@ fn listing(html: String, head: bool) -> Response<Body> {
     response
 }
 
-/// Steps 5 to 7 for an open regular file.
+/// Steps 5 to 7 for the form of the file that [`compress::choose`] picks,
+/// with `Vary: Accept-Encoding` when another client could get another form.
+fn serve_form(
+    parts: &Parts,
+    file: OpenFile,
+    encodings: &[crate::compress::Encoding],
+    compression: &crate::config::Compression,
+) -> Result<Response<Body>, Error> {
+    let varies = compress::varies(&file.url_path, compression);
+    let mut response = match compress::choose(file, encodings, compression) {
+        compress::Choice::Identity(file) => serve_file(parts, file)?,
+        compress::Choice::Encoded(encoded) => encoded.serve(parts)?,
+    };
+    if varies {
+        crate::compress::add_vary(response.headers_mut());
+    }
+    Ok(response)
+}
+
+/// Steps 5 to 7 for an open regular file, as stored.
 fn serve_file(parts: &Parts, file: OpenFile) -> Result<Response<Body>, Error> {
     let v = &file.validators;
     let now = SystemTime::now();
