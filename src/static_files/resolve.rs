@@ -72,6 +72,8 @@ pub struct OpenFile {
     pub modified: Option<SystemTime>,
     /// A precompressed copy to send instead, when one was looked for and found.
     pub sidecar: Option<Box<Sidecar>>,
+    /// The canonical path and the version that was opened (for [`super::cache`]).
+    pub found: Option<(PathBuf, super::cache::Stamp)>,
 }
 
 /// Find and open what `lookup.path` names. Blocking.
@@ -175,5 +177,6 @@ pub(super) fn open(path: &Path, url_path: &str, wants: Wants) -> Result<OpenFile
         source,
         modified: meta.modified().ok(),
         sidecar: None,
+        found: Some((path.to_path_buf(), super::cache::Stamp::of(&meta))),
     })
 }
