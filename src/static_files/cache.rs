@@ -4,7 +4,7 @@
 //! stat, open, read): at 100 connections that was hundreds of threads and
 //! several context switches per request. lighttpd keeps a stat cache whose
 //! entries it trusts for a second; this does the same for files small
-//! enough to be read whole ([`super::source::CHUNK`]), with their content.
+//! enough to be read whole ([`super::source::READ_WHOLE`]), with their content.
 //!
 //! Freshness: the path -> file mapping (index files, symlinks) is trusted for
 //! [`TTL`]; the content never is: every hit first `stat`s the canonical file
@@ -28,7 +28,7 @@ use super::validators::Validators;
 /// How long a path -> file mapping is trusted.
 pub const TTL: Duration = Duration::from_secs(1);
 const MAX_ENTRIES: usize = 1024;
-const MAX_BYTES: usize = 8 << 20;
+const MAX_BYTES: usize = 16 << 20;
 
 /// What identifies one version of a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,7 +208,7 @@ mod tests {
         let root = dir.path().canonicalize().unwrap();
         std::fs::write(
             root.join("big.bin"),
-            vec![7u8; super::super::source::CHUNK + 1],
+            vec![7u8; super::super::source::READ_WHOLE as usize + 1],
         )
         .unwrap();
         let file = read(&root, "/big.bin", Wants::Content);

@@ -13,7 +13,7 @@ use nix::fcntl::OFlag;
 
 use super::compress::{self, Sidecar};
 use super::listing;
-use super::source::{Source, CHUNK};
+use super::source::{Source, READ_WHOLE};
 use super::validators::Validators;
 use crate::compress::Encoding;
 use crate::error::{Error, ErrorKind};
@@ -157,7 +157,7 @@ pub(super) fn open(path: &Path, url_path: &str, wants: Wants) -> Result<OpenFile
     }
     let mut len = meta.len();
     let source = match wants {
-        Wants::Content if len <= CHUNK as u64 => {
+        Wants::Content if len <= READ_WHOLE => {
             let mut content = Vec::with_capacity(len as usize);
             (&mut file)
                 .take(len)
