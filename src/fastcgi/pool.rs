@@ -7,8 +7,8 @@
 //! new one, and waits a bounded time for one to free up (then 503) rather than
 //! pile onto a saturated backend.
 //!
-//! A backend that does not report its capacity (php-fpm answers only
-//! FCGI_MPXS_CONNS) can still be oversubscribed: a php-fpm worker serves a
+//! A backend whose capacity is guessed (php-fpm answers only
+//! FCGI_MPXS_CONNS, and the route sets no `max_conns`) can be oversubscribed: a php-fpm worker serves a
 //! kept-alive connection until it closes, so a new connection made while all
 //! workers are busy waits in the accept backlog behind our own idle ones. So
 //! while a new connection is still waiting for its first byte, released
@@ -85,6 +85,8 @@ pub struct Backend {
     pub(super) outstanding: AtomicUsize,
     /// New connections whose request has had no answer yet.
     unanswered: AtomicUsize,
+    /// True when neither the backend nor the route gave the capacity.
+    capacity_guessed: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -102,6 +104,7 @@ impl Backend {
             health: Mutex::default(),
             outstanding: AtomicUsize::new(0),
             unanswered: AtomicUsize::new(0),
+            capacity_guessed: AtomicBool::new(false),
         })
     }
 
@@ -198,7 +201,10 @@ impl Backend {
                     (Some(r), Some(c)) => r.min(c),
                     (Some(r), None) => r.min(CAPACITY_CEILING),
                     (None, Some(c)) => c,
-                    (None, None) => DEFAULT_CAPACITY,
+                    (None, None) => {
+                        self.capacity_guessed.store(true, Ordering::Relaxed);
+                        DEFAULT_CAPACITY
+                    }
                 };
                 tracing::info!(
                     backend = %show(&self.addr), ?reported, ?configured, capacity,
@@ -348,7 +354,12 @@ impl Drop for PooledConn {
             backend: &backend,
         }
         .mark();
-        let keep = self.reusable && backend.unanswered.load(Ordering::Relaxed) == 0;
+        // Only a guessed capacity can oversubscribe the backend; with a
+        // known one, closing released connections would only churn them
+        // (a connect and a close per request under load).
+        let keep = self.reusable
+            && (!backend.capacity_guessed.load(Ordering::Relaxed)
+                || backend.unanswered.load(Ordering::Relaxed) == 0);
         let mut slots = lock(&backend.slots);
         match self.stream.take() {
             Some(stream) if keep && slots.idle.len() < backend.settings.keepalive => {
