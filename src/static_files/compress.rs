@@ -19,13 +19,11 @@ use std::time::SystemTime;
 use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::{Method, Response, StatusCode};
-use tokio::io::AsyncReadExt;
-use tokio_util::io::ReaderStream;
 
 use super::conditional::{self, Outcome};
 use super::mime;
 use super::resolve::{self, OpenFile, Wants};
-use super::source::{Source, CHUNK};
+use super::source::Source;
 use super::validators::Validators;
 use crate::body::Body;
 use crate::compress::{self, Compressor, Encoding};
@@ -181,8 +179,11 @@ impl Encoded {
                 (Some(packed.len() as u64), Body::full(packed))
             }
             (Some(level), Some(Source::File(file))) => {
-                let file = tokio::fs::File::from_std(file).take(len);
-                let chunks = ReaderStream::with_capacity(file, CHUNK);
+                let chunks = Box::pin(super::file_stream::read_range(
+                    std::sync::Arc::new(file),
+                    0,
+                    len,
+                ));
                 let compressor = Compressor::new(self.encoding, level);
                 (
                     None,

@@ -30,6 +30,7 @@ pub mod cache;
 pub mod cache_control;
 pub mod compress;
 pub mod conditional;
+pub mod file_stream;
 pub mod listing;
 pub mod mime;
 pub mod range;

@@ -2,14 +2,12 @@
 //! already in memory, or an open file streamed in 64 KiB chunks as the client
 //! reads (memory stays flat for any size; hyper's `send_file` example).
 
-use std::collections::VecDeque;
-use std::io::{self, SeekFrom};
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use futures_util::{stream, TryStreamExt};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
+use futures_util::{stream, StreamExt};
 
+use super::file_stream::read_range;
 use super::range::{ByteRange, Piece};
 use crate::body::Body;
 
@@ -36,10 +34,7 @@ impl Source {
     pub fn whole(self, len: u64) -> Body {
         match self {
             Source::Memory(bytes) => Body::full(bytes),
-            Source::File(file) => {
-                let file = tokio::fs::File::from_std(file);
-                Body::stream(ReaderStream::with_capacity(file.take(len), CHUNK))
-            }
+            Source::File(file) => Body::stream(read_range(Arc::new(file), 0, len)),
         }
     }
 
@@ -48,13 +43,7 @@ impl Source {
         match self {
             Source::Memory(bytes) => Body::full(slice(&bytes, range)),
             Source::File(file) => {
-                let mut file = tokio::fs::File::from_std(file);
-                // Seeking is a blocking call too: tokio runs it off the runtime.
-                let opened = stream::once(async move {
-                    file.seek(SeekFrom::Start(range.first)).await?;
-                    Ok::<_, io::Error>(ReaderStream::with_capacity(file.take(range.size()), CHUNK))
-                });
-                Body::stream(opened.try_flatten())
+                Body::stream(read_range(Arc::new(file), range.first, range.size()))
             }
         }
     }
@@ -73,12 +62,14 @@ impl Source {
                 Body::full(out.freeze())
             }
             Source::File(file) => {
-                let state = Pieces {
-                    file: tokio::fs::File::from_std(file),
-                    position: 0,
-                    pending: pieces.into(),
-                };
-                Body::stream(stream::try_unfold(state, Pieces::next_chunk))
+                let file = Arc::new(file);
+                let parts = stream::iter(pieces).flat_map(move |piece| match piece {
+                    Piece::Literal(bytes) => stream::once(async move { Ok(bytes) }).boxed(),
+                    Piece::File(range) => {
+                        read_range(file.clone(), range.first, range.size()).boxed()
+                    }
+                });
+                Body::stream(parts)
             }
         }
     }
@@ -93,48 +84,6 @@ fn slice(bytes: &Bytes, range: ByteRange) -> Bytes {
     let first = range.first.min(len) as usize;
     let end = range.last.saturating_add(1).min(len) as usize;
     bytes.slice(first..end.max(first))
-}
-
-/// A multipart body in progress over one open file.
-struct Pieces {
-    file: tokio::fs::File,
-    position: u64,
-    pending: VecDeque<Piece>,
-}
-
-impl Pieces {
-    /// The next chunk: a literal, or up to [`CHUNK`] bytes of the current range.
-    async fn next_chunk(mut self) -> io::Result<Option<(Bytes, Self)>> {
-        let Some(piece) = self.pending.pop_front() else {
-            return Ok(None);
-        };
-        let range = match piece {
-            Piece::Literal(bytes) => return Ok(Some((bytes, self))),
-            Piece::File(range) => range,
-        };
-        if self.position != range.first {
-            self.file.seek(SeekFrom::Start(range.first)).await?;
-            self.position = range.first;
-        }
-        let want = range.size().min(CHUNK as u64);
-        let mut buf = BytesMut::with_capacity(want as usize);
-        let read = (&mut self.file).take(want).read_buf(&mut buf).await? as u64;
-        if read == 0 {
-            // Shorter than its Content-Length: the client sees a truncated body.
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "file shrank while serving",
-            ));
-        }
-        self.position += read;
-        if read < range.size() {
-            self.pending.push_front(Piece::File(ByteRange {
-                first: range.first + read,
-                last: range.last,
-            }));
-        }
-        Ok(Some((buf.freeze(), self)))
-    }
 }
 
 #[cfg(test)]
