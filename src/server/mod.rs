@@ -6,6 +6,7 @@
 //! `shutdown_grace`, then remaining CGI children are killed and managed
 //! FastCGI backends stopped.
 
+mod framing;
 mod tracker;
 
 use std::convert::Infallible;
@@ -22,6 +23,7 @@ use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
 pub use tracker::ConnTracker;
+use framing::FramingIo;
 use tracker::{TrackedIo, Verdict};
 
 use crate::config::{Config, ListenAddr};
@@ -235,7 +237,8 @@ impl Connection {
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let tracker = ConnTracker::new();
-        let io = TokioIo::new(TrackedIo::new(stream, tracker.clone()));
+        let io = TrackedIo::new(stream, tracker.clone());
+        let io = TokioIo::new(FramingIo::new(io, tracker.clone()));
         let app = self.app.clone();
         let conn_tracker = tracker.clone();
         let service = service_fn(move |req| {
