@@ -28,6 +28,7 @@
 //! [`FcgiBackend::start_on`] brings one back on the same address.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -42,7 +43,8 @@ pub struct FcgiBackend {
     /// Bytes `/flood` has written so far.
     flooded: Arc<AtomicU64>,
     stopped: Arc<AtomicBool>,
-    conns: Arc<Mutex<Vec<TcpStream>>>,
+    /// Open connections by number, for `stop`.
+    conns: Arc<Mutex<HashMap<usize, TcpStream>>>,
 }
 
 impl FcgiBackend {
@@ -59,7 +61,7 @@ impl FcgiBackend {
         let requests = Arc::new(AtomicUsize::new(0));
         let flooded = Arc::new(AtomicU64::new(0));
         let stopped = Arc::new(AtomicBool::new(false));
-        let conns = Arc::new(Mutex::new(Vec::new()));
+        let conns = Arc::new(Mutex::new(HashMap::new()));
         let (a, r, f, st, c) = (
             accepts.clone(),
             requests.clone(),
@@ -68,16 +70,22 @@ impl FcgiBackend {
             conns.clone(),
         );
         std::thread::spawn(move || {
-            for sock in listener.incoming() {
+            for (n, sock) in listener.incoming().enumerate() {
                 if st.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(sock) = sock else { continue };
                 if let Ok(clone) = sock.try_clone() {
-                    c.lock().unwrap().push(clone);
+                    c.lock().unwrap().insert(n, clone);
                 }
-                let (a, r, f) = (a.clone(), r.clone(), f.clone());
-                std::thread::spawn(move || serve(sock, max_conns, a, r, f));
+                let (a, r, f, c) = (a.clone(), r.clone(), f.clone(), c.clone());
+                std::thread::spawn(move || {
+                    serve(sock, max_conns, a, r, f);
+                    // The copy kept for `stop` must not hold the connection open.
+                    if let Some(clone) = c.lock().unwrap().remove(&n) {
+                        let _ = clone.shutdown(std::net::Shutdown::Both);
+                    }
+                });
             }
         });
         FcgiBackend {
@@ -96,7 +104,7 @@ impl FcgiBackend {
         self.stopped.store(true, Ordering::SeqCst);
         // Wake the accept loop so that it sees the flag and drops the listener.
         let _ = TcpStream::connect(self.addr);
-        for conn in self.conns.lock().unwrap().drain(..) {
+        for (_, conn) in self.conns.lock().unwrap().drain() {
             let _ = conn.shutdown(std::net::Shutdown::Both);
         }
         // The listener is gone once connecting is refused.
