@@ -50,6 +50,12 @@ impl App {
     /// Build the routes and runtimes (this starts managed FastCGI backends).
     pub async fn new(config: Config) -> io::Result<Arc<App>> {
         let access_log = AccessLog::open(&config.access_log)?;
+        Self::with_access_log(config, access_log).await
+    }
+
+    /// [`App::new`] with the access log already open (opened before
+    /// privileges are dropped).
+    pub async fn with_access_log(config: Config, access_log: AccessLog) -> io::Result<Arc<App>> {
         let fastcgi = fastcgi::Runtime::start(&config).await?;
         Ok(Arc::new(App {
             router: Router::new(&config),

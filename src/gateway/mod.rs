@@ -39,6 +39,7 @@ pub(crate) mod testutil {
             tls: None,
             cgi: Vec::new(),
             fastcgi: Vec::new(),
+            run_as: Default::default(),
         }
     }
 

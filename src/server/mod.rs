@@ -28,6 +28,7 @@ use tracker::{TrackedIo, Verdict};
 
 use crate::config::{Config, ListenAddr};
 use crate::context::ConnInfo;
+use crate::log::AccessLog;
 use crate::service::App;
 
 /// A bound socket, before its accept loop starts.
@@ -91,7 +92,13 @@ fn remove_stale_socket(path: &std::path::Path) {
 /// Run the server until SIGTERM/SIGINT, then drain and return.
 pub async fn run(config: Config) -> Result<(), StartError> {
     let listeners = bind_all(&config).await?;
-    let app = App::new(config)
+    // Files root may open first, then nothing privileged is left to do:
+    // no child is started before this point.
+    let access_log = AccessLog::open(&config.access_log)
+        .map_err(|e| StartError(format!("cannot open the access log: {e}")))?;
+    crate::privileges::drop_privileges(&config.run_as)
+        .map_err(|e| StartError(format!("cannot drop privileges: {e}")))?;
+    let app = App::with_access_log(config, access_log)
         .await
         .map_err(|e| StartError(format!("cannot start: {e}")))?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);

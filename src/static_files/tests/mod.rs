@@ -62,6 +62,7 @@ fn site() -> Site {
         tls: None,
         cgi: Vec::new(),
         fastcgi: Vec::new(),
+        run_as: Default::default(),
     };
     Site {
         _dir: dir,
