@@ -46,6 +46,10 @@ fn site() -> Site {
     let programs = [
         ("echo.sh", ECHO),
         (
+            "args.sh",
+            "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\necho \"argc=$# args=$*\"\n",
+        ),
+        (
             "inject-cr.sh",
             "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\nX-Note: a\\rSet-Cookie: injected=1\\r\\n\\r\\nbody'\n",
         ),
@@ -587,4 +591,19 @@ fn header_injection_from_fastcgi_output_is_502() {
     );
     // The pool is still good afterwards.
     assert_eq!(client().get(site.srv.url("/t/")).send().unwrap().status(), 200);
+}
+
+#[test]
+fn query_string_never_becomes_argv() {
+    // RFC 3875 section 4.4 suggests an "=-less" query as command-line words;
+    // php-cgi took `?-s` as its flag to print the source (CVE-2012-1823).
+    let site = site();
+    for query in ["-s", "-d+allow_url_include%3d1+-n", "a+b+c"] {
+        let resp = client()
+            .get(site.srv.url(&format!("/cgi-bin/args.sh?{query}")))
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.text().unwrap().trim(), "argc=0 args=", "?{query}");
+    }
 }
