@@ -45,16 +45,29 @@ def parts(body, boundary):
         yield headers, content
 
 
+HEAD = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} · gatehouse</title><link rel="stylesheet" href="/style.css"></head>
+<body><header class="site"><a href="/">gatehouse</a><span>CGI demo</span></header><main>
+<h1>{title}</h1>
+"""
+FORM = """<form method="post" enctype="multipart/form-data" class="card" id="upload-form">
+<label>File <input type="file" name="file" required></label>
+<label>Note <input name="note" placeholder="optional: sent as a second part"></label>
+<button>Upload</button>
+</form>
+"""
+
 if os.environ.get("REQUEST_METHOD") != "POST":
     out.write(b"Content-Type: text/html; charset=utf-8\r\n\r\n")
-    out.write(b"""<!DOCTYPE html>
-<title>Upload</title>
-<h1>Upload a file</h1>
-<form method="post" enctype="multipart/form-data">
-<p><input type="file" name="file"> <input name="note" placeholder="note">
-<p><button>Upload</button>
-</form>
-""")
+    out.write((HEAD.format(title="Upload a file") + """<p class="lede">The browser sends the
+file as one part of a <code>multipart/form-data</code> body. gatehouse streams that body to
+this program's standard input; the program splits it into parts and reports what arrived.</p>
+""" + FORM + """<p class="note">Compare the SHA-256 it reports with what <code>sha256sum FILE</code> says
+on your machine: the same digest means the same bytes arrived.</p>
+</main></body></html>
+""").encode("utf-8"))
     sys.exit(0)
 
 content_type = os.environ.get("CONTENT_TYPE", "")
@@ -75,11 +88,16 @@ if text:
         out.write("name={} filename={} size={} sha256={}\n".format(name, filename, size, digest).encode())
 else:
     rows = "".join(
-        "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>\n".format(
+        "<tr><td class=\"name\">{}</td><td class=\"name\">{}</td><td class=\"num\">{:,}</td><td><code class=\"sha256\">{}</code></td></tr>\n".format(
             html.escape(name), html.escape(filename), size, digest)
         for name, filename, size, digest in report
     )
     out.write(b"Content-Type: text/html; charset=utf-8\r\n\r\n")
-    out.write(("<!DOCTYPE html>\n<title>Uploaded</title>\n<h1>Uploaded</h1>\n<table>\n"
-               "<tr><th>field</th><th>file</th><th>bytes</th><th>sha256</th></tr>\n"
-               + rows + "</table>\n").encode("utf-8"))
+    out.write((HEAD.format(title="Uploaded") + """<p class="lede">{} bytes of request body
+arrived on standard input (<code>CONTENT_LENGTH</code>), in {} part(s):</p>
+<div class="table-wrap"><table id="parts">
+<thead><tr><th>field</th><th>file name</th><th class="num">bytes</th><th>SHA-256</th></tr></thead>
+<tbody>
+""".format(len(body), len(report)) + rows + """</tbody></table></div>
+<h2>Another one</h2>
+""" + FORM + "</main></body></html>\n").encode("utf-8"))

@@ -117,7 +117,15 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?} ({:?})", self.kind, self.side)?;
+        let side = match self.side {
+            Side::Downstream => "client",
+            Side::Upstream => "upstream",
+            Side::Internal => "internal",
+        };
+        match self.status() {
+            Some(status) => write!(f, "{status} ({side} error)")?,
+            None => write!(f, "client gone")?,
+        }
         if let Some(cause) = &self.cause {
             write!(f, ": {cause}")?;
         }

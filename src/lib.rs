@@ -8,6 +8,7 @@
 pub mod body;
 pub mod cgi;
 pub mod cli;
+pub mod compress;
 pub mod config;
 pub mod context;
 pub mod error;
@@ -21,3 +22,4 @@ pub mod router;
 pub mod server;
 pub mod service;
 pub mod static_files;
+pub mod tls;

@@ -29,7 +29,7 @@ use crate::log::{AccessLog, AccessRecord};
 use crate::reply::Reply;
 use crate::router::{Route, Router};
 use crate::server::ConnTracker;
-use crate::{cgi, fastcgi, paths, static_files};
+use crate::{cgi, compress, fastcgi, paths, static_files, tls};
 
 /// RFC 3875 section 6.2.2 local redirects followed for one request.
 pub const MAX_LOCAL_REDIRECTS: usize = 10;
@@ -125,8 +125,12 @@ impl App {
                 .with_cause("Content-Length together with Transfer-Encoding"));
         }
         check_head(&parts, &self.config)?;
+        if let Some(redirect) = tls::redirect::https_redirect(&parts, ctx) {
+            return Ok(redirect);
+        }
         let max_body = usize::try_from(self.config.limits.max_request_body).unwrap_or(usize::MAX);
         let mut body: RequestBody = Limited::new(incoming, max_body).boxed_unsync();
+        let compression = &self.config.compression;
         for _ in 0..=MAX_LOCAL_REDIRECTS {
             let path = paths::normalize(parts.uri.path())?;
             let reply = match self.router.route(&path) {
@@ -135,13 +139,15 @@ impl App {
                     let template = redirect_template(&parts);
                     let reply = cgi::handle(&self.cgi, i, parts, body, &path, ctx).await?;
                     parts = template;
-                    reply
+                    let opted_in = self.config.cgi[i].compress;
+                    compress::gateway_response(reply, &parts.headers, compression, opted_in)
                 }
                 Route::FastCgi(i) => {
                     let template = redirect_template(&parts);
                     let reply = fastcgi::handle(&self.fastcgi, i, parts, body, &path, ctx).await?;
                     parts = template;
-                    reply
+                    let opted_in = self.config.fastcgi[i].compress;
+                    compress::gateway_response(reply, &parts.headers, compression, opted_in)
                 }
             };
             match reply {

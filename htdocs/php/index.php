@@ -1,16 +1,35 @@
 <?php
-// The PHP demo page behind gatehouse (conf/php-fpm.yaml).
+// The PHP demo page: run by php-cgi, which gatehouse starts as a managed
+// FastCGI backend (conf/gatehouse.yaml), or by php-fpm (conf/php-fpm.yaml).
 header('Content-Type: text/html; charset=utf-8');
-$name = isset($_GET['name']) ? $_GET['name'] : 'world';
-?><!doctype html>
-<html lang="en">
-<head><meta charset="utf-8"><title>gatehouse + PHP</title><link rel="stylesheet" href="/style.css"></head>
-<body>
-<h1>Hello, <?= htmlspecialchars($name, ENT_QUOTES) ?>!</h1>
-<p>This page was run by PHP <?= PHP_VERSION ?> (<?= htmlspecialchars(PHP_SAPI) ?>) behind gatehouse.</p>
-<form method="post" action="/php/info.php/from/the/form">
-  <input name="message" value="hello"> <button>POST it to info.php</button>
+header('Cache-Control: no-store');
+$name = isset($_GET['name']) && $_GET['name'] !== '' ? $_GET['name'] : 'world';
+$e = function ($s) { return htmlspecialchars((string) $s, ENT_QUOTES, 'UTF-8'); };
+$keys = ['GATEWAY_INTERFACE', 'REQUEST_METHOD', 'REQUEST_URI', 'SCRIPT_NAME', 'SCRIPT_FILENAME',
+         'PATH_INFO', 'QUERY_STRING', 'SERVER_SOFTWARE', 'APP_ENV'];
+?><!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>PHP through FastCGI · gatehouse</title><link rel="stylesheet" href="/style.css"></head>
+<body><header class="site"><a href="/">gatehouse</a><span>FastCGI demo</span></header><main>
+<h1>Hello, <?= $e($name) ?>!</h1>
+<p class="lede">PHP <?= $e(PHP_VERSION) ?> ran this page, as the <code><?= $e(PHP_SAPI) ?></code>
+SAPI in process <strong id="pid"><?= getmypid() ?></strong>. gatehouse matched the path
+against <code>\.php</code>, found the script under its root and sent the request over a
+Unix socket as FastCGI records. Reload: the same few processes answer every time.</p>
+<form method="get" class="card">
+<label>Your name <input name="name" value="<?= $e($name === 'world' ? '' : $name) ?>"></label>
+<button>Say hello</button>
 </form>
-<p><a href="/php/info.php/some/path/info?a=1&amp;b=2">See what the script was given</a></p>
-</body>
-</html>
+<h2>What PHP was given</h2>
+<div class="table-wrap"><table>
+<thead><tr><th>$_SERVER key</th><th>value</th></tr></thead>
+<tbody>
+<?php foreach ($keys as $k): ?>
+<tr><th><?= $e($k) ?></th><td><?= isset($_SERVER[$k]) ? $e($_SERVER[$k]) : '<em>(unset)</em>' ?></td></tr>
+<?php endforeach; ?>
+</tbody></table></div>
+<p class="note"><a href="/php/info.php/some/path/info?a=1&amp;b=2">info.php/some/path/info</a>
+shows how a path is split into <code>SCRIPT_NAME</code> and <code>PATH_INFO</code>
+(<code>split_path_info</code> in the configuration).</p>
+</main></body></html>

@@ -153,6 +153,7 @@ mod tests {
             env: Vec::new(),
             pass_env: Vec::new(),
             pass_authorization: false,
+            compress: false,
         }
     }
 

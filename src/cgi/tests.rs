@@ -41,6 +41,7 @@ fn fixture(scripts: &[(&str, &str)], tweak: impl FnOnce(&mut CgiRoute)) -> Fixtu
         env: vec![("ROUTE_VAR".into(), "from-route".into())],
         pass_env: vec!["PATH".into()],
         pass_authorization: false,
+        compress: false,
     };
     tweak(&mut route);
     let mut config = testutil::config();

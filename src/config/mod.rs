@@ -6,6 +6,7 @@
 //! compiled once, every problem collected with its line and column.
 
 mod addr;
+mod compression;
 mod load;
 mod raw;
 mod routes;
@@ -56,6 +57,42 @@ pub struct TlsConfig {
     pub redirect_http: bool,
 }
 
+/// `compression:`: gzip and brotli for static text files (and for the
+/// CGI/FastCGI routes that set `compress: true`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compression {
+    pub enabled: bool,
+    pub gzip: bool,
+    pub brotli: bool,
+    /// Smaller files are sent as they are: compressing them does not pay.
+    pub min_size: u64,
+    /// 1 (fastest) to 9 (smallest).
+    pub gzip_level: u32,
+    /// Brotli quality, 0 to 11 (gatehouse uses 1 to 9 on the fly).
+    pub brotli_level: u32,
+}
+
+impl Default for Compression {
+    fn default() -> Self {
+        Compression {
+            enabled: true,
+            gzip: true,
+            brotli: true,
+            min_size: 1024,
+            gzip_level: 6,
+            brotli_level: 4,
+        }
+    }
+}
+
+/// One `cache_control:` rule: static responses whose path starts with
+/// `prefix` get `Cache-Control: value` (the longest prefix wins).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheControlRule {
+    pub prefix: String,
+    pub value: http::HeaderValue,
+}
+
 /// One `cgi:` route.
 #[derive(Debug, Clone)]
 pub struct CgiRoute {
@@ -70,6 +107,9 @@ pub struct CgiRoute {
     pub env: Vec<(String, String)>,
     pub pass_env: Vec<String>,
     pub pass_authorization: bool,
+    /// Compress the program's output when the client accepts it and the
+    /// program did not set Content-Encoding itself.
+    pub compress: bool,
 }
 
 /// How a FastCGI route is chosen.
@@ -120,6 +160,8 @@ pub struct FastCgiRoute {
     pub read_timeout: Duration,
     pub keepalive: usize,
     pub max_conns: Option<usize>,
+    /// As [`CgiRoute::compress`].
+    pub compress: bool,
 }
 
 /// The whole validated configuration.
@@ -138,6 +180,9 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub limits: Limits,
     pub tls: Option<TlsConfig>,
+    pub compression: Compression,
+    /// Longest prefix first.
+    pub cache_control: Vec<CacheControlRule>,
     pub cgi: Vec<CgiRoute>,
     pub fastcgi: Vec<FastCgiRoute>,
     /// Who to become after binding, when started as root (see `privileges`).

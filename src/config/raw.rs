@@ -36,6 +36,8 @@ pub struct RawConfig {
     pub shutdown_grace: Option<Spanned<UnitScalar>>,
     pub limits: Option<RawLimits>,
     pub tls: Option<Spanned<RawTls>>,
+    pub compression: Option<Spanned<RawCompression>>,
+    pub cache_control: Option<Vec<Spanned<RawCacheControl>>>,
     /// Outer `None`: absent (default route if `cgi-bin/` exists); `Some(None)`: `null`, none.
     #[serde(default, deserialize_with = "present")]
     pub cgi: Option<Option<Vec<Spanned<RawCgi>>>>,
@@ -66,6 +68,24 @@ pub struct RawTls {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct RawCompression {
+    pub enabled: Option<bool>,
+    pub gzip: Option<bool>,
+    pub brotli: Option<bool>,
+    pub min_size: Option<Spanned<UnitScalar>>,
+    /// `fastest`, `default`, `best`, or a number 1 to 9.
+    pub level: Option<Spanned<UnitScalar>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCacheControl {
+    pub prefix: Option<Spanned<String>>,
+    pub value: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawCgi {
     pub prefix: Option<Spanned<String>>,
     pub dir: Option<Spanned<String>>,
@@ -75,6 +95,7 @@ pub struct RawCgi {
     pub env: Option<Pairs<Spanned<String>, String>>,
     pub pass_env: Option<Vec<Spanned<String>>>,
     pub pass_authorization: Option<bool>,
+    pub compress: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,6 +115,7 @@ pub struct RawFastCgi {
     pub read_timeout: Option<Spanned<UnitScalar>>,
     pub keepalive: Option<u64>,
     pub max_conns: Option<Spanned<u64>>,
+    pub compress: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

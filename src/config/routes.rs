@@ -100,6 +100,7 @@ impl Validator {
             env,
             pass_env,
             pass_authorization: route.pass_authorization.unwrap_or(false),
+            compress: route.compress.unwrap_or(false),
         };
         (self.errors.len() == errors_before).then_some(route)
     }
@@ -317,6 +318,7 @@ impl Validator {
                 .keepalive
                 .map_or(16, |k| usize::try_from(k).unwrap_or(usize::MAX)),
             max_conns,
+            compress: route.compress.unwrap_or(false),
         };
         (self.errors.len() == errors_before).then_some(route)
     }
@@ -436,5 +438,6 @@ fn cgi_route_defaults(prefix: String, dir: PathBuf) -> CgiRoute {
         env: Vec::new(),
         pass_env: DEFAULT_PASS_ENV.iter().map(|s| (*s).to_owned()).collect(),
         pass_authorization: false,
+        compress: false,
     }
 }

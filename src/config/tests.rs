@@ -192,8 +192,7 @@ fn every_key_is_parsed() {
     for dir in ["run", "logs", "tls", "cgi-bin"] {
         fs::create_dir(tmp.path().join(dir)).unwrap();
     }
-    fs::write(tmp.path().join("tls/cert.pem"), "x").unwrap();
-    fs::write(tmp.path().join("tls/key.pem"), "x").unwrap();
+    write_tls_pair(&tmp.path().join("tls"), "cert.pem", "key.pem");
     let b = base(&tmp);
     let c = load(&tmp, FULL);
 
@@ -566,7 +565,7 @@ fn display_names_the_file() {
     let text = load_file(&file).unwrap_err().to_string();
     assert_eq!(
         text,
-        format!("{}:2:1: unknown field `bogus`, expected one of listen, server_name, document_root, index, serve_dotfiles, directory_listing, access_log, error_log, log_level, shutdown_grace, limits, tls, cgi, fastcgi", file.display())
+        format!("{}:2:1: unknown field `bogus`, expected one of listen, server_name, document_root, index, serve_dotfiles, directory_listing, access_log, error_log, log_level, shutdown_grace, limits, tls, compression, cache_control, cgi, fastcgi", file.display())
     );
     let errs = ConfigErrors {
         file: Some("x.yaml".into()),
@@ -873,5 +872,138 @@ fn tls_needs_cert_and_key_or_self_signed() {
         2,
         12,
         &["not supported"],
+    );
+}
+
+/// A matching certificate and key, as PEM files in `dir`.
+fn write_tls_pair(dir: &Path, cert: &str, key: &str) {
+    let made = rcgen::generate_simple_self_signed(vec!["example.test".to_string()]).unwrap();
+    fs::write(dir.join(cert), made.cert.pem()).unwrap();
+    fs::write(dir.join(key), made.key_pair.serialize_pem()).unwrap();
+}
+
+#[test]
+fn tls_pair_is_loaded_and_matched_by_the_check() {
+    let tmp = site();
+    write_tls_pair(tmp.path(), "a.pem", "a.key");
+    write_tls_pair(tmp.path(), "b.pem", "b.key");
+    fs::write(tmp.path().join("junk.pem"), "not PEM\n").unwrap();
+    let c = load(
+        &tmp,
+        "tls:\n  listen: [\"127.0.0.1:0\"]\n  cert: a.pem\n  key: a.key\n",
+    );
+    assert!(c.tls.unwrap().cert.is_some());
+    only_error(
+        &tmp,
+        "tls:\n  listen: [\"127.0.0.1:0\"]\n  cert: a.pem\n  key: b.key\n",
+        3,
+        9,
+        &["does not belong to the certificate", "b.key", "a.pem"],
+    );
+    only_error(
+        &tmp,
+        "tls:\n  listen: [\"127.0.0.1:0\"]\n  cert: junk.pem\n  key: a.key\n",
+        3,
+        9,
+        &["tls.cert", "junk.pem", "no certificate"],
+    );
+    only_error(
+        &tmp,
+        "tls:\n  listen: [\"127.0.0.1:0\"]\n  cert: a.pem\n  key: junk.pem\n",
+        3,
+        9,
+        &["tls.key", "junk.pem", "no private key"],
+    );
+}
+
+#[test]
+fn compression_and_cache_control() {
+    let tmp = site();
+    fs::create_dir(tmp.path().join("cgi")).unwrap();
+    let c = load(&tmp, "");
+    assert_eq!(c.compression, Compression::default());
+    assert!(c.compression.enabled && c.compression.gzip && c.compression.brotli);
+    assert_eq!(c.compression.min_size, 1024);
+    assert!(c.cache_control.is_empty());
+    assert!(c.cgi.iter().all(|r| !r.compress));
+
+    let c = load(
+        &tmp,
+        "compression:\n  enabled: true\n  gzip: false\n  brotli: true\n  min_size: 4KiB\n  level: best\n\
+         cache_control:\n  - { prefix: /, value: no-cache }\n  - prefix: /static/\n    value: \"public, max-age=86400\"\n\
+         cgi:\n  - prefix: /c/\n    dir: cgi\n    compress: true\n\
+         fastcgi:\n  - prefix: /app/\n    backends: [\"127.0.0.1:9000\"]\n    compress: true\n",
+    );
+    assert!(!c.compression.gzip && c.compression.brotli);
+    assert_eq!(c.compression.min_size, 4096);
+    assert_eq!(
+        (c.compression.gzip_level, c.compression.brotli_level),
+        (9, 9)
+    );
+    let rules: Vec<(&str, &str)> = c
+        .cache_control
+        .iter()
+        .map(|r| (r.prefix.as_str(), r.value.to_str().unwrap()))
+        .collect();
+    assert_eq!(
+        rules,
+        [("/static/", "public, max-age=86400"), ("/", "no-cache")],
+        "longest prefix first"
+    );
+    assert!(c.cgi[0].compress && c.fastcgi[0].compress);
+    assert_eq!(
+        load(&tmp, "compression:\n  level: 3\n")
+            .compression
+            .gzip_level,
+        3
+    );
+    assert!(
+        !load(&tmp, "compression: { enabled: false }\n")
+            .compression
+            .enabled
+    );
+
+    only_error(
+        &tmp,
+        "compression:\n  level: 11\n",
+        2,
+        10,
+        &["`11`", "1 to 9"],
+    );
+    only_error(&tmp, "compression:\n  level: max\n", 2, 10, &["`max`"]);
+    only_error(
+        &tmp,
+        "compression:\n  min_size: lots\n",
+        2,
+        13,
+        &["compression.min_size"],
+    );
+    only_error(
+        &tmp,
+        "compression:\n  zstd: true\n",
+        2,
+        3,
+        &["unknown field `zstd`"],
+    );
+    only_error(
+        &tmp,
+        "cache_control:\n  - { prefix: static/, value: x }\n",
+        2,
+        15,
+        &["must start with /"],
+    );
+    only_error(
+        &tmp,
+        "cache_control:\n  - { prefix: /a/ }\n",
+        2,
+        5,
+        &["give `prefix` and `value`"],
+    );
+    only_error(
+        &tmp,
+        "cache_control:\n  - { prefix: /a/, value: x }\n  - { prefix: /a/, value: y }\n",
+        3,
+        15,
+        &["already listed"],
     );
 }

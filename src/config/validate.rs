@@ -78,6 +78,8 @@ impl Validator {
             ),
             limits: self.limits(raw.limits.unwrap_or_default()),
             tls,
+            compression: self.compression(raw.compression.as_ref()),
+            cache_control: self.cache_control(raw.cache_control.as_deref()),
             cgi,
             fastcgi,
             run_as: RunAs {
@@ -284,6 +286,16 @@ impl Validator {
             (Some(c), None, _) => self.error(place(c), "tls: `cert` is given without `key`"),
             (None, Some(k), _) => self.error(place(k), "tls: `key` is given without `cert`"),
         }
+        // The same loading and matching as start-up, so `--check` catches an
+        // unreadable, malformed or mismatched pair.
+        let complete = self.errors.len() == errors_before;
+        if let (true, Some(cert_path), Some(key_path), Some(at)) =
+            (complete, &cert, &key, &tls.cert)
+        {
+            if let Err(message) = crate::tls::load_key_pair(cert_path, key_path) {
+                self.error(place(at), message);
+            }
+        }
         (self.errors.len() == errors_before).then(|| TlsConfig {
             listen,
             cert,
@@ -320,7 +332,7 @@ impl Validator {
     }
 
     /// A size in bytes, `default` when absent; zero refused unless `zero_ok`.
-    fn size(
+    pub(super) fn size(
         &mut self,
         key: &str,
         raw: Option<&Spanned<UnitScalar>>,

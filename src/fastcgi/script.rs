@@ -135,6 +135,7 @@ mod tests {
             read_timeout: Duration::from_secs(1),
             keepalive: 4,
             max_conns: None,
+            compress: false,
         }
     }
 

@@ -190,6 +190,8 @@ impl Supervisor {
 #[cfg(target_os = "linux")]
 fn die_with_parent(command: &mut Command) {
     let parent = nix::unistd::getpid();
+    // PR_SET_PDEATHSIG fires when the spawning *thread* exits: copies are
+    // spawned from runtime worker threads, which live as long as the server.
     // SAFETY: the closure runs in the child between fork and exec and only
     // makes async-signal-safe system calls (prctl, getppid); it allocates
     // nothing and touches no lock.
@@ -197,7 +199,8 @@ fn die_with_parent(command: &mut Command) {
         command.pre_exec(move || {
             nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)?;
             if nix::unistd::getppid() != parent {
-                return Err(io::Error::other("gatehouse exited during spawn"));
+                // From an errno, not a message: no allocation between fork and exec.
+                return Err(io::Error::from(nix::errno::Errno::ESRCH));
             }
             Ok(())
         });

@@ -37,6 +37,8 @@ pub(crate) mod testutil {
                 keepalive_timeout: Duration::from_secs(75),
             },
             tls: None,
+            compression: Default::default(),
+            cache_control: Vec::new(),
             cgi: Vec::new(),
             fastcgi: Vec::new(),
             run_as: Default::default(),

@@ -1,7 +1,9 @@
 //! Listeners, the accept loop, per-connection timeouts, and graceful drain.
 //!
 //! Each bound socket prints exactly `gatehouse listening on http://IP:PORT`
-//! on stderr (tests and tools read that line to find the port). On SIGTERM or
+//! (`https://` for the TLS listeners) on stderr (tests and tools read that
+//! line to find the port). A TLS handshake runs in its connection's task,
+//! bounded by `header_read_timeout`, never in the accept loop. On SIGTERM or
 //! SIGINT the listeners close, open connections are asked to finish within
 //! `shutdown_grace`, then remaining CGI children are killed and managed
 //! FastCGI backends stopped.
@@ -20,6 +22,7 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 
 pub use tracker::ConnTracker;
@@ -30,11 +33,14 @@ use crate::config::{Config, ListenAddr};
 use crate::context::ConnInfo;
 use crate::log::AccessLog;
 use crate::service::App;
+use crate::tls::Tls;
 
 /// A bound socket, before its accept loop starts.
 pub enum Listener {
     Tcp(TcpListener),
     Unix(UnixListener, std::path::PathBuf),
+    /// An HTTPS listener: each accepted stream is handshaken in its own task.
+    Tls(TcpListener, TlsAcceptor),
 }
 
 /// A failure to start: the message says which address and why.
@@ -78,6 +84,25 @@ pub async fn bind_all(config: &Config) -> Result<Vec<Listener>, StartError> {
     Ok(listeners)
 }
 
+/// Bind every `tls.listen` address and print its `https://` listening line.
+/// Returns the listeners and the addresses actually bound (real ports).
+pub async fn bind_tls(
+    config: &Config,
+    tls: &Tls,
+) -> Result<(Vec<Listener>, Vec<std::net::SocketAddr>), StartError> {
+    let mut listeners = Vec::new();
+    let mut bound = Vec::new();
+    for sock in config.tls.iter().flat_map(|t| &t.listen) {
+        let fail = |e: io::Error| StartError(format!("cannot listen on {sock} (tls): {e}"));
+        let l = TcpListener::bind(sock).await.map_err(fail)?;
+        let local = l.local_addr().map_err(fail)?;
+        eprintln!("gatehouse listening on https://{local}");
+        bound.push(local);
+        listeners.push(Listener::Tls(l, tls.acceptor.clone()));
+    }
+    Ok((listeners, bound))
+}
+
 /// A socket file left by an earlier run would make bind fail; remove it, but
 /// never a regular file that happens to have the name.
 fn remove_stale_socket(path: &std::path::Path) {
@@ -90,8 +115,28 @@ fn remove_stale_socket(path: &std::path::Path) {
 }
 
 /// Run the server until SIGTERM/SIGINT, then drain and return.
-pub async fn run(config: Config) -> Result<(), StartError> {
-    let listeners = bind_all(&config).await?;
+pub async fn run(mut config: Config) -> Result<(), StartError> {
+    let tls = match &config.tls {
+        Some(tls) => Some(Tls::new(tls, &config.server_name).map_err(StartError)?),
+        None => None,
+    };
+    if let Some(fingerprint) = tls
+        .as_ref()
+        .and_then(|t| t.self_signed_fingerprint.as_ref())
+    {
+        eprintln!("gatehouse self-signed certificate sha256 fingerprint {fingerprint}");
+    }
+    let mut listeners = bind_all(&config).await?;
+    if let (Some(tls), Some(tls_config)) = (&tls, config.tls.clone()) {
+        let (tls_listeners, bound) = bind_tls(&config, tls).await?;
+        listeners.extend(tls_listeners);
+        // From here on the configuration names the real ports (port 0
+        // asked), which `redirect_http` needs.
+        config.tls = Some(crate::config::TlsConfig {
+            listen: bound,
+            ..tls_config
+        });
+    }
     // Files root may open first, then nothing privileged is left to do:
     // no child is started before this point.
     let access_log = AccessLog::open(&config.access_log)
@@ -199,24 +244,30 @@ impl Server {
     }
 }
 
-/// A stream from either kind of listener.
+/// A stream from any kind of listener.
 enum Stream {
     Tcp(tokio::net::TcpStream),
     Unix(tokio::net::UnixStream),
+    /// Accepted on a TLS listener, not yet handshaken.
+    Tls(tokio::net::TcpStream, TlsAcceptor),
 }
 
 async fn accept(listener: &Listener) -> io::Result<(Stream, ConnInfo)> {
     match listener {
-        Listener::Tcp(l) => {
+        Listener::Tcp(l) | Listener::Tls(l, _) => {
             let (stream, peer) = l.accept().await?;
             let _ = stream.set_nodelay(true);
             let local = stream.local_addr()?;
             let info = ConnInfo {
                 peer,
                 local,
-                secure: false,
+                secure: matches!(listener, Listener::Tls(..)),
             };
-            Ok((Stream::Tcp(stream), info))
+            let stream = match listener {
+                Listener::Tls(_, acceptor) => Stream::Tls(stream, acceptor.clone()),
+                _ => Stream::Tcp(stream),
+            };
+            Ok((stream, info))
         }
         Listener::Unix(l, _) => {
             let (stream, _) = l.accept().await?;
@@ -232,20 +283,60 @@ struct Connection {
 }
 
 impl Connection {
-    async fn serve(self, stream: Stream, info: Arc<ConnInfo>) {
+    async fn serve(mut self, stream: Stream, info: Arc<ConnInfo>) {
+        let tracker = ConnTracker::new();
         match stream {
-            Stream::Tcp(s) => self.serve_io(s, info).await,
-            Stream::Unix(s) => self.serve_io(s, info).await,
+            Stream::Tcp(s) => {
+                let io = TrackedIo::new(s, tracker.clone());
+                self.serve_io(io, info, tracker).await;
+            }
+            Stream::Unix(s) => {
+                let io = TrackedIo::new(s, tracker.clone());
+                self.serve_io(io, info, tracker).await;
+            }
+            Stream::Tls(s, acceptor) => {
+                let io = TrackedIo::new(s, tracker.clone());
+                if let Some(tls) = self.handshake(io, &acceptor).await {
+                    self.serve_io(tls, info, tracker).await;
+                }
+            }
         }
     }
 
-    async fn serve_io<T>(mut self, stream: T, info: Arc<ConnInfo>)
+    /// The TLS handshake, within `header_read_timeout` (it counts against the
+    /// first request's head: the tracker started with the connection). A
+    /// failure (plain HTTP on a TLS port, no common version or cipher) or a
+    /// timeout closes the connection; nothing else waits on it.
+    async fn handshake<T>(
+        &mut self,
+        stream: T,
+        acceptor: &TlsAcceptor,
+    ) -> Option<tokio_rustls::server::TlsStream<T>>
+    where
+        T: AsyncRead + AsyncWrite + Unpin,
+    {
+        let limit = self.app.config.limits.header_read_timeout;
+        tokio::select! {
+            result = tokio::time::timeout(limit, acceptor.accept(stream)) => match result {
+                Ok(Ok(tls)) => Some(tls),
+                Ok(Err(e)) => {
+                    tracing::debug!("TLS handshake failed: {e}");
+                    None
+                }
+                Err(_) => {
+                    tracing::debug!("TLS handshake not finished in time; closing connection");
+                    None
+                }
+            },
+            _ = self.shutdown.changed() => None,
+        }
+    }
+
+    async fn serve_io<T>(mut self, stream: T, info: Arc<ConnInfo>, tracker: Arc<ConnTracker>)
     where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let tracker = ConnTracker::new();
-        let io = TrackedIo::new(stream, tracker.clone());
-        let io = TokioIo::new(FramingIo::new(io, tracker.clone()));
+        let io = TokioIo::new(FramingIo::new(stream, tracker.clone()));
         let app = self.app.clone();
         let conn_tracker = tracker.clone();
         let service = service_fn(move |req| {

@@ -17,8 +17,17 @@
 //!    Last-Modified ([`validators`]), Accept-Ranges; the body streamed
 //!    ([`source`]), none for HEAD.
 //!
+//! Before steps 5 to 7, [`compress`] picks the form of the file: as stored,
+//! a precompressed `.br`/`.gz` copy (looked up in step 3), or compressed on
+//! the fly; an encoded form has its own ETag, and takes steps 5 and 7 but
+//! never 6. Last, `Vary: Accept-Encoding` for compressible types and the
+//! `Cache-Control` of the longest matching `cache_control` prefix
+//! ([`cache_control`]).
+//!
 //! Errors carry file system paths only in their cause, which goes to the log.
 
+pub mod cache_control;
+pub mod compress;
 pub mod conditional;
 pub mod listing;
 pub mod mime;
@@ -39,6 +48,7 @@ use http::{Method, Response, StatusCode};
 use self::conditional::Outcome;
 use self::range::{Multipart, Plan};
 use self::resolve::{Lookup, OpenFile, Target, Wants};
+use self::validators::Validators;
 use crate::body::Body;
 use crate::context::RequestCtx;
 use crate::error::{Error, ErrorKind};
@@ -63,6 +73,7 @@ pub async fn handle(parts: &Parts, path: &str, ctx: &RequestCtx) -> Result<Respo
         );
     }
     // 3
+    let encodings = compress::wanted(parts, &config.compression);
     let wants = match parts.method {
         Method::GET => Wants::Content,
         Method::HEAD => Wants::Headers,
@@ -75,20 +86,24 @@ pub async fn handle(parts: &Parts, path: &str, ctx: &RequestCtx) -> Result<Respo
         directory_listing: config.directory_listing,
         show_hidden: config.serve_dotfiles,
         wants,
+        sidecars: encodings.clone(),
     };
     let target = tokio::task::spawn_blocking(move || resolve::resolve(&lookup))
         .await
         .map_err(Error::internal)??;
     let head = parts.method == Method::HEAD;
-    match target {
+    let mut response = match target {
         // 4
-        Target::Exists if parts.method == Method::OPTIONS => Ok(options()),
-        Target::Exists => Err(Error::downstream(ErrorKind::MethodNotAllowed)),
-        Target::RedirectToSlash => Ok(redirect_to_slash(path, parts.uri.query())),
-        Target::Listing(html) => Ok(listing(html, head)),
+        Target::Exists if parts.method == Method::OPTIONS => options(),
+        Target::Exists => return Err(Error::downstream(ErrorKind::MethodNotAllowed)),
+        Target::RedirectToSlash => redirect_to_slash(path, parts.uri.query()),
+        Target::Listing(html) => listing(html, head),
         // 5, 6, 7
-        Target::File(file) => serve_file(parts, file),
-    }
+        Target::File(file) => serve_form(parts, file, &encodings, &config.compression)?,
+    };
+    let status = response.status();
+    cache_control::apply(&config.cache_control, path, status, response.headers_mut());
+    Ok(response)
 }
 
 fn options() -> Response<Body> {
@@ -136,13 +151,32 @@ fn listing(html: String, head: bool) -> Response<Body> {
     response
 }
 
-/// Steps 5 to 7 for an open regular file.
+/// Steps 5 to 7 for the form of the file that [`compress::choose`] picks,
+/// with `Vary: Accept-Encoding` when another client could get another form.
+fn serve_form(
+    parts: &Parts,
+    file: OpenFile,
+    encodings: &[crate::compress::Encoding],
+    compression: &crate::config::Compression,
+) -> Result<Response<Body>, Error> {
+    let varies = compress::varies(&file.url_path, compression);
+    let mut response = match compress::choose(file, encodings, compression) {
+        compress::Choice::Identity(file) => serve_file(parts, file)?,
+        compress::Choice::Encoded(encoded) => encoded.serve(parts)?,
+    };
+    if varies {
+        crate::compress::add_vary(response.headers_mut());
+    }
+    Ok(response)
+}
+
+/// Steps 5 to 7 for an open regular file, as stored.
 fn serve_file(parts: &Parts, file: OpenFile) -> Result<Response<Body>, Error> {
     let v = &file.validators;
     let now = SystemTime::now();
     match conditional::evaluate(&parts.method, &parts.headers, v, now) {
         Outcome::Proceed => {}
-        Outcome::NotModified => return Ok(not_modified(&file)),
+        Outcome::NotModified => return Ok(not_modified(&file.validators)),
         Outcome::PreconditionFailed => {
             return Err(Error::downstream(ErrorKind::PreconditionFailed))
         }
@@ -212,12 +246,12 @@ fn range_plan(parts: &Parts, file: &OpenFile, now: SystemTime) -> Plan {
 
 /// 304 (RFC 9110 section 15.4.5): the validators a 200 would carry, no
 /// content headers, no body.
-fn not_modified(file: &OpenFile) -> Response<Body> {
+fn not_modified(validators: &Validators) -> Response<Body> {
     let mut response = Response::new(Body::empty());
     *response.status_mut() = StatusCode::NOT_MODIFIED;
     let headers = response.headers_mut();
-    headers.insert(header::ETAG, file.validators.etag_header());
-    if let Some(last_modified) = file.validators.last_modified_header() {
+    headers.insert(header::ETAG, validators.etag_header());
+    if let Some(last_modified) = validators.last_modified_header() {
         headers.insert(header::LAST_MODIFIED, last_modified);
     }
     response

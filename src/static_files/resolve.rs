@@ -7,12 +7,15 @@ use std::fs::{Metadata, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use nix::fcntl::OFlag;
 
+use super::compress::{self, Sidecar};
 use super::listing;
 use super::source::{Source, CHUNK};
 use super::validators::Validators;
+use crate::compress::Encoding;
 use crate::error::{Error, ErrorKind};
 use crate::paths;
 
@@ -38,6 +41,9 @@ pub struct Lookup {
     pub directory_listing: bool,
     pub show_hidden: bool,
     pub wants: Wants,
+    /// Precompressed copies to look for, most wanted first (see
+    /// [`super::compress`]); empty when none may be sent.
+    pub sidecars: Vec<Encoding>,
 }
 
 /// What the path names.
@@ -62,6 +68,10 @@ pub struct OpenFile {
     pub validators: Validators,
     /// `None` for HEAD.
     pub source: Option<Source>,
+    /// Modification time with the file system's precision.
+    pub modified: Option<SystemTime>,
+    /// A precompressed copy to send instead, when one was looked for and found.
+    pub sidecar: Option<Box<Sidecar>>,
 }
 
 /// Find and open what `lookup.path` names. Blocking.
@@ -72,7 +82,8 @@ pub fn resolve(lookup: &Lookup) -> Result<Target, Error> {
         return Ok(Target::Exists);
     }
     if meta.is_file() {
-        return open(&found, &lookup.path, lookup.wants).map(Target::File);
+        let file = open(&found, &lookup.path, lookup.wants)?;
+        return Ok(Target::File(with_sidecar(file, lookup)));
     }
     if !lookup.path.ends_with('/') {
         return Ok(Target::RedirectToSlash);
@@ -80,7 +91,7 @@ pub fn resolve(lookup: &Lookup) -> Result<Target, Error> {
     for name in &lookup.index {
         let url_path = format!("{}{name}", lookup.path);
         if let Some(file) = index_file(&lookup.root, &url_path, lookup.wants)? {
-            return Ok(Target::File(file));
+            return Ok(Target::File(with_sidecar(file, lookup)));
         }
     }
     if !lookup.directory_listing {
@@ -90,6 +101,12 @@ pub fn resolve(lookup: &Lookup) -> Result<Target, Error> {
     let entries =
         listing::read(&found, lookup.show_hidden).map_err(|e| paths::fs_error(e, &found))?;
     Ok(Target::Listing(listing::render(&lookup.path, &entries)))
+}
+
+fn with_sidecar(mut file: OpenFile, lookup: &Lookup) -> OpenFile {
+    file.sidecar =
+        compress::find_sidecar(&lookup.root, &file, &lookup.sidecars, lookup.wants).map(Box::new);
+    file
 }
 
 /// The index file `url_path`, or `None` when there is no such regular file.
@@ -122,7 +139,7 @@ fn not_regular(path: &Path) -> Error {
 
 /// Open `path` (canonical) and take its metadata from the open descriptor, so
 /// that what we describe is what we send.
-fn open(path: &Path, url_path: &str, wants: Wants) -> Result<OpenFile, Error> {
+pub(super) fn open(path: &Path, url_path: &str, wants: Wants) -> Result<OpenFile, Error> {
     // O_NONBLOCK: if a FIFO replaced the file since `stat`, open must not wait
     // for a writer (it has no effect on regular files). O_NOFOLLOW: nor may a
     // symlink that replaced the final component since `confine`.
@@ -156,5 +173,7 @@ fn open(path: &Path, url_path: &str, wants: Wants) -> Result<OpenFile, Error> {
         len,
         validators: Validators::from_metadata(&meta),
         source,
+        modified: meta.modified().ok(),
+        sidecar: None,
     })
 }

@@ -1,6 +1,9 @@
 //! Test harness: the real `gatehouse` binary on port 0, found through the
-//! `gatehouse listening on http://IP:PORT` line it prints; killed on drop.
+//! `gatehouse listening on http://IP:PORT` (and `https://`) lines it prints;
+//! killed on drop.
 #![allow(dead_code)]
+
+pub mod tls;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -15,6 +18,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
 pub struct TestServer {
     child: Option<Child>,
     addrs: Vec<SocketAddr>,
+    https_addrs: Vec<SocketAddr>,
     stderr: Arc<Mutex<String>>,
     stdout: Arc<Mutex<String>>,
     /// Keeps the configuration file's directory alive.
@@ -65,7 +69,10 @@ impl TestServer {
                 for line in BufReader::new(pipe).lines() {
                     let Ok(line) = line else { break };
                     if let Some(addr) = line.strip_prefix("gatehouse listening on http://") {
-                        let _ = tx.send(addr.parse::<SocketAddr>().ok());
+                        let _ = tx.send(addr.parse::<SocketAddr>().ok().map(|a| (false, a)));
+                    }
+                    if let Some(addr) = line.strip_prefix("gatehouse listening on https://") {
+                        let _ = tx.send(addr.parse::<SocketAddr>().ok().map(|a| (true, a)));
                     }
                     let mut s = sink.lock().unwrap();
                     s.push_str(&line);
@@ -89,13 +96,14 @@ impl TestServer {
         let mut server = TestServer {
             child: Some(child),
             addrs: Vec::new(),
+            https_addrs: Vec::new(),
             stderr,
             stdout,
             dir,
         };
         // The first address arrives first; take any others printed right after.
         match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(Some(addr)) => server.addrs.push(addr),
+            Ok(Some(found)) => server.record(found),
             _ => {
                 let status = server.child.as_mut().unwrap().wait().ok();
                 std::thread::sleep(Duration::from_millis(100));
@@ -105,10 +113,18 @@ impl TestServer {
                 ));
             }
         }
-        while let Ok(Some(addr)) = rx.recv_timeout(Duration::from_millis(200)) {
-            server.addrs.push(addr);
+        while let Ok(Some(found)) = rx.recv_timeout(Duration::from_millis(200)) {
+            server.record(found);
         }
         Ok(server)
+    }
+
+    fn record(&mut self, (https, addr): (bool, SocketAddr)) {
+        if https {
+            self.https_addrs.push(addr);
+        } else {
+            self.addrs.push(addr);
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -117,6 +133,20 @@ impl TestServer {
 
     pub fn addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// The addresses printed as `gatehouse listening on https://IP:PORT`.
+    pub fn https_addrs(&self) -> &[SocketAddr] {
+        &self.https_addrs
+    }
+
+    pub fn https_addr(&self) -> SocketAddr {
+        self.https_addrs[0]
+    }
+
+    /// `https://127.0.0.1:PORT` + `path` on the first TLS listener.
+    pub fn https_url(&self, path: &str) -> String {
+        format!("https://{}{}", self.https_addr(), path)
     }
 
     pub fn base(&self) -> String {

@@ -1,5 +1,6 @@
 //! `handle()` driven directly against a temporary document root.
 
+mod compression;
 mod security;
 mod serving;
 mod validators;
@@ -60,6 +61,8 @@ fn site() -> Site {
             keepalive_timeout: Duration::from_secs(75),
         },
         tls: None,
+        compression: Default::default(),
+        cache_control: Vec::new(),
         cgi: Vec::new(),
         fastcgi: Vec::new(),
         run_as: Default::default(),
