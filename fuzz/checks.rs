@@ -58,7 +58,11 @@ pub fn gateway_head(data: &[u8]) {
     let Some((&selector, output)) = data.split_first() else {
         return;
     };
-    let mode = if selector & 1 == 0 { Mode::Cgi } else { Mode::Nph };
+    let mode = if selector & 1 == 0 {
+        Mode::Cgi
+    } else {
+        Mode::Nph
+    };
     let limit = if selector & 2 == 0 { 256 } else { 64 * 1024 };
     let chunk = usize::from(selector >> 2).max(1);
 
@@ -84,7 +88,10 @@ pub fn gateway_head(data: &[u8]) {
             let settled = |head: &GatewayHead| {
                 let mut text = format!("{head:?}");
                 if matches!(head.action, Action::LocalRedirect(_)) && !body.is_empty() {
-                    text = format!("{:?}", (StatusCode::FOUND, &head.headers, "client redirect"));
+                    text = format!(
+                        "{:?}",
+                        (StatusCode::FOUND, &head.headers, "client redirect")
+                    );
                 } else if matches!(head.action, Action::ClientRedirect) {
                     text = format!("{:?}", (head.status, &head.headers, "client redirect"));
                 }
@@ -110,10 +117,17 @@ fn kind_of(err: &HeadError) -> &'static str {
 }
 
 fn check_head(head: &GatewayHead, mode: Mode) {
-    assert!(!head.status.is_informational(), "1xx status {}", head.status);
+    assert!(
+        !head.status.is_informational(),
+        "1xx status {}",
+        head.status
+    );
     for (name, value) in &head.headers {
         assert!(
-            !value.as_bytes().iter().any(|&b| b == b'\r' || b == b'\n' || b == 0),
+            !value
+                .as_bytes()
+                .iter()
+                .any(|&b| b == b'\r' || b == b'\n' || b == 0),
             "{name} value {value:?} holds CR, LF or NUL"
         );
         for banned in [
@@ -152,8 +166,13 @@ pub fn fastcgi_records(data: &[u8]) {
     for rec in &records {
         assert!(rec.content.len() <= MAX_CONTENT);
         let mut buf = BytesMut::new();
-        RecordCodec.encode(rec.clone(), &mut buf).expect("re-encode");
-        let again = RecordCodec.decode(&mut buf).expect("decode").expect("whole");
+        RecordCodec
+            .encode(rec.clone(), &mut buf)
+            .expect("re-encode");
+        let again = RecordCodec
+            .decode(&mut buf)
+            .expect("decode")
+            .expect("whole");
         assert_eq!(&again, rec);
         assert!(buf.is_empty());
         match rec.kind {
@@ -165,10 +184,7 @@ pub fn fastcgi_records(data: &[u8]) {
             }
             kind::PARAMS => {
                 if let Ok(pairs) = params::decode_pairs(&rec.content) {
-                    let total: usize = pairs
-                        .iter()
-                        .map(|(n, v)| params::pair_len(n, v))
-                        .sum();
+                    let total: usize = pairs.iter().map(|(n, v)| params::pair_len(n, v)).sum();
                     assert!(total <= rec.content.len());
                 }
             }

@@ -90,7 +90,10 @@ fn decode_once(raw: &[u8]) -> Result<Vec<u8>, Error> {
             b'\\' => return Err(refuse(ErrorKind::BadRequest, "encoded backslash in path")),
             0 => return Err(refuse(ErrorKind::BadRequest, "encoded NUL in path")),
             b if b.is_ascii_control() => {
-                return Err(refuse(ErrorKind::BadRequest, "encoded control byte in path"))
+                return Err(refuse(
+                    ErrorKind::BadRequest,
+                    "encoded control byte in path",
+                ))
             }
             decoded => out.push(decoded),
         }

@@ -186,7 +186,14 @@ fn start_download(addr: SocketAddr, path: &str) -> BufReader<TcpStream> {
 fn cgi_flood_to_a_slow_reader_keeps_memory_bounded() {
     let site = site("60s", 64, None);
     let pid = site.srv.pid();
-    assert_eq!(client().get(site.srv.url("/a.txt")).send().unwrap().status(), 200);
+    assert_eq!(
+        client()
+            .get(site.srv.url("/a.txt"))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
     let before = rss_kib(pid);
     let stalled: Vec<_> = (0..10)
         .map(|i| start_download(site.srv.addr(), &format!("/cgi-bin/flood.sh?{i}")))
@@ -201,7 +208,10 @@ fn cgi_flood_to_a_slow_reader_keeps_memory_bounded() {
     );
     let programs: Vec<u32> = (0..10).map(|i| site.pid(&format!("flood.{i}"))).collect();
     for p in &programs {
-        assert!(!is_dead(*p), "a flooding program died while blocked on its pipe");
+        assert!(
+            !is_dead(*p),
+            "a flooding program died while blocked on its pipe"
+        );
     }
     // The clients go away: every program is killed and reaped.
     drop(stalled);
@@ -241,11 +251,24 @@ fn a_program_that_never_reads_stdin_while_a_large_body_arrives_is_504() {
     assert_eq!(&reply, b"HTTP/1.1 504");
     let took = started.elapsed();
     assert!(took < Duration::from_secs(10), "answered after {took:?}");
-    assert!(wait_dead(leader, Duration::from_secs(5)), "the program survived");
+    assert!(
+        wait_dead(leader, Duration::from_secs(5)),
+        "the program survived"
+    );
     drop(s);
     let sent = sender.join().unwrap();
-    assert!(sent < body_len, "the whole body was taken while nobody read it");
-    assert_eq!(client().get(site.srv.url("/cgi-bin/hello.sh")).send().unwrap().status(), 200);
+    assert!(
+        sent < body_len,
+        "the whole body was taken while nobody read it"
+    );
+    assert_eq!(
+        client()
+            .get(site.srv.url("/cgi-bin/hello.sh"))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
 }
 
 #[test]
@@ -272,11 +295,18 @@ fn a_program_that_answers_without_reading_a_large_body_is_not_stuck() {
     let mut buf = [0u8; 4096];
     while !String::from_utf8_lossy(&reply).contains("answered without reading") {
         let n = s.read(&mut buf).unwrap();
-        assert!(n > 0, "closed before the answer: {}", String::from_utf8_lossy(&reply));
+        assert!(
+            n > 0,
+            "closed before the answer: {}",
+            String::from_utf8_lossy(&reply)
+        );
         reply.extend_from_slice(&buf[..n]);
     }
     assert!(reply.starts_with(b"HTTP/1.1 200"));
-    assert!(started.elapsed() < Duration::from_secs(8), "the answer waited for the body");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "the answer waited for the body"
+    );
     drop(s);
     sender.join().unwrap();
 }
@@ -285,28 +315,52 @@ fn a_program_that_answers_without_reading_a_large_body_is_not_stuck() {
 fn a_program_that_closes_stdout_but_keeps_running_dies_at_its_timeout() {
     let site = site("3s", 64, None);
     let started = Instant::now();
-    let resp = client().get(site.srv.url("/cgi-bin/close-stdout.sh")).send().unwrap();
+    let resp = client()
+        .get(site.srv.url("/cgi-bin/close-stdout.sh"))
+        .send()
+        .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.text().unwrap(), "done");
-    assert!(started.elapsed() < Duration::from_secs(3), "the answer ended with its output");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the answer ended with its output"
+    );
     let leader = site.pid("close-stdout.pid");
     let child = site.pid("close-stdout.child");
     assert!(!is_dead(leader), "still running after its answer");
-    assert!(wait_dead(leader, Duration::from_secs(8)), "leader {leader} outlived its timeout");
-    assert!(wait_dead(child, Duration::from_secs(8)), "child {child} outlived its timeout");
-    assert!(started.elapsed() >= Duration::from_millis(2500), "killed before the timeout");
+    assert!(
+        wait_dead(leader, Duration::from_secs(8)),
+        "leader {leader} outlived its timeout"
+    );
+    assert!(
+        wait_dead(child, Duration::from_secs(8)),
+        "child {child} outlived its timeout"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(2500),
+        "killed before the timeout"
+    );
 }
 
 #[test]
 fn a_background_job_left_by_an_exited_program_dies_at_the_timeout() {
     let site = site("3s", 64, None);
     let started = Instant::now();
-    let resp = client().get(site.srv.url("/cgi-bin/daemon.sh")).send().unwrap();
+    let resp = client()
+        .get(site.srv.url("/cgi-bin/daemon.sh"))
+        .send()
+        .unwrap();
     assert_eq!(resp.text().unwrap(), "left a job");
     let child = site.pid("daemon.child");
     assert!(!is_dead(child));
-    assert!(wait_dead(child, Duration::from_secs(8)), "the job {child} outlived the timeout");
-    assert!(started.elapsed() >= Duration::from_millis(2500), "killed before the timeout");
+    assert!(
+        wait_dead(child, Duration::from_secs(8)),
+        "the job {child} outlived the timeout"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(2500),
+        "killed before the timeout"
+    );
     assert!(wait_no_children(site.srv.pid(), Duration::from_secs(5)));
 }
 
@@ -325,13 +379,19 @@ fn a_grandchild_holding_stdout_ends_the_request_at_the_timeout() {
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     assert!(reply.contains("partial"), "{reply}");
     // The output never ended, so the response must not look complete.
-    assert!(!reply.ends_with("0\r\n\r\n"), "a cut response ended cleanly: {reply:?}");
+    assert!(
+        !reply.ends_with("0\r\n\r\n"),
+        "a cut response ended cleanly: {reply:?}"
+    );
     assert!(
         took >= Duration::from_millis(2500) && took < Duration::from_secs(10),
         "ended after {took:?}; the timeout is 3s"
     );
     let child = site.pid("grandchild.child");
-    assert!(wait_dead(child, Duration::from_secs(5)), "grandchild {child} survived");
+    assert!(
+        wait_dead(child, Duration::from_secs(5)),
+        "grandchild {child} survived"
+    );
     assert!(wait_no_children(site.srv.pid(), Duration::from_secs(5)));
     assert!(zombie_children(site.srv.pid()).is_empty());
 }
@@ -359,7 +419,10 @@ fn a_thousand_requests_against_sixteen_processes() {
             })
         })
         .collect();
-    let statuses: Vec<u16> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    let statuses: Vec<u16> = workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
     assert_eq!(statuses.len(), 1000);
     let ok = statuses.iter().filter(|&&s| s == 200).count();
     let busy = statuses.iter().filter(|&&s| s == 503).count();
@@ -381,9 +444,19 @@ fn a_thousand_requests_against_sixteen_processes() {
         peak = peak.max(running);
     }
     assert!(peak <= 16, "{peak} programs at once with max_processes: 16");
-    assert!(peak >= 8, "only {peak} at once: the limit was never reached");
+    assert!(
+        peak >= 8,
+        "only {peak} at once: the limit was never reached"
+    );
     // Nothing crashed, nothing is left.
-    assert_eq!(client().get(site.srv.url("/cgi-bin/hello.sh")).send().unwrap().status(), 200);
+    assert_eq!(
+        client()
+            .get(site.srv.url("/cgi-bin/hello.sh"))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
     assert!(wait_no_children(pid, Duration::from_secs(10)));
     assert!(zombie_children(pid).is_empty());
 }
@@ -393,9 +466,14 @@ fn fastcgi_flood_to_a_slow_reader_keeps_memory_bounded() {
     let backend = FcgiBackend::start(64);
     let site = site("60s", 64, Some(backend.addr));
     let pid = site.srv.pid();
-    assert_eq!(client().get(site.srv.url("/t/")).send().unwrap().status(), 200);
+    assert_eq!(
+        client().get(site.srv.url("/t/")).send().unwrap().status(),
+        200
+    );
     let before = rss_kib(pid);
-    let stalled: Vec<_> = (0..10).map(|_| start_download(site.srv.addr(), "/t/flood")).collect();
+    let stalled: Vec<_> = (0..10)
+        .map(|_| start_download(site.srv.addr(), "/t/flood"))
+        .collect();
     std::thread::sleep(Duration::from_secs(3));
     let flooded = backend.flooded();
     std::thread::sleep(Duration::from_secs(1));
@@ -413,12 +491,18 @@ fn fastcgi_flood_to_a_slow_reader_keeps_memory_bounded() {
         "RSS grew from {before} KiB to {after} KiB"
     );
     drop(stalled);
-    assert_eq!(client().get(site.srv.url("/t/")).send().unwrap().status(), 200);
+    assert_eq!(
+        client().get(site.srv.url("/t/")).send().unwrap().status(),
+        200
+    );
 }
 
 /// Static files and CGI, requested in a loop until `stop`: every failure
 /// is counted.
-fn other_routes(addr: SocketAddr, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<(usize, Vec<String>)> {
+fn other_routes(
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<(usize, Vec<String>)> {
     std::thread::spawn(move || {
         let client = client();
         let mut served = 0;
@@ -444,7 +528,10 @@ fn a_fastcgi_backend_killed_mid_response_then_back() {
     let site = site("10s", 64, Some(addr));
     let stop = Arc::new(AtomicBool::new(false));
     let others = other_routes(site.srv.addr(), stop.clone());
-    assert_eq!(client().get(site.srv.url("/t/")).send().unwrap().status(), 200);
+    assert_eq!(
+        client().get(site.srv.url("/t/")).send().unwrap().status(),
+        200
+    );
 
     // Killed while answering: one response is streaming (`/flood`), another
     // waits for its head (`/slow` answers after 3 s; it is killed at 0.3 s).
@@ -460,12 +547,18 @@ fn a_fastcgi_backend_killed_mid_response_then_back() {
     // The streaming response is aborted, not ended as if complete.
     let mut rest = Vec::new();
     let _ = streaming.read_to_end(&mut rest);
-    assert!(!rest.ends_with(b"0\r\n\r\n"), "a cut response ended cleanly");
+    assert!(
+        !rest.ends_with(b"0\r\n\r\n"),
+        "a cut response ended cleanly"
+    );
     assert_eq!(in_flight.join().unwrap().unwrap(), 502);
     // Down: 502, quickly, again and again.
     for _ in 0..5 {
         let started = Instant::now();
-        assert_eq!(client().get(site.srv.url("/t/")).send().unwrap().status(), 502);
+        assert_eq!(
+            client().get(site.srv.url("/t/")).send().unwrap().status(),
+            502
+        );
         assert!(started.elapsed() < Duration::from_secs(3));
     }
     // Back on the same address: the pool recovers.
@@ -481,7 +574,10 @@ fn a_fastcgi_backend_killed_mid_response_then_back() {
         std::thread::sleep(Duration::from_millis(100));
     }
     for _ in 0..10 {
-        assert_eq!(client().get(site.srv.url("/t/")).send().unwrap().status(), 200);
+        assert_eq!(
+            client().get(site.srv.url("/t/")).send().unwrap().status(),
+            200
+        );
     }
     assert!(back.requests() >= 10);
     stop.store(true, Ordering::SeqCst);
@@ -502,7 +598,11 @@ fn a_fastcgi_backend_that_accepts_and_never_answers_is_504() {
         let started = Instant::now();
         let resp = client().get(site.srv.url("/t/")).send().unwrap();
         assert_eq!(resp.status(), 504);
-        assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
     }
     stop.store(true, Ordering::SeqCst);
     let (served, failures) = others.join().unwrap();
@@ -517,7 +617,12 @@ fn a_fastcgi_backend_sending_garbage_or_refusing_is_502_and_others_are_unaffecte
     let site = site("10s", 64, Some(backend.addr));
     let stop = Arc::new(AtomicBool::new(false));
     let others = other_routes(site.srv.addr(), stop.clone());
-    for path in ["/t/garbage", "/t/wrong-id", "/t/close-early", "/t/close-mid"] {
+    for path in [
+        "/t/garbage",
+        "/t/wrong-id",
+        "/t/close-early",
+        "/t/close-mid",
+    ] {
         let status = client()
             .get(site.srv.url(path))
             .send()
@@ -529,7 +634,10 @@ fn a_fastcgi_backend_sending_garbage_or_refusing_is_502_and_others_are_unaffecte
         }
     }
     backend.stop();
-    assert_eq!(client().get(site.srv.url("/t/")).send().unwrap().status(), 502);
+    assert_eq!(
+        client().get(site.srv.url("/t/")).send().unwrap().status(),
+        502
+    );
     stop.store(true, Ordering::SeqCst);
     let (_, failures) = others.join().unwrap();
     assert!(failures.is_empty(), "other routes failed: {failures:?}");

@@ -126,7 +126,11 @@ fn assert_400_and_closed(site: &Site, requests: &[Vec<u8>]) {
         let (reply, closed) = exchange(site.srv.addr(), request);
         let shown = String::from_utf8_lossy(request);
         assert_eq!(status_of(&reply), 400, "{shown:?} -> {reply}");
-        assert_eq!(reply.matches("HTTP/1.1 ").count(), 1, "{shown:?} -> {reply}");
+        assert_eq!(
+            reply.matches("HTTP/1.1 ").count(),
+            1,
+            "{shown:?} -> {reply}"
+        );
         assert!(closed, "connection left open after {shown:?}");
     }
 }
@@ -158,7 +162,10 @@ fn missing_http_version_is_400() {
     let site = site();
     assert_400_and_closed(
         &site,
-        &lines(&["GET /a.txt\r\nHost: x\r\n\r\n", "GET /a.txt \r\nHost: x\r\n\r\n"]),
+        &lines(&[
+            "GET /a.txt\r\nHost: x\r\n\r\n",
+            "GET /a.txt \r\nHost: x\r\n\r\n",
+        ]),
     );
 }
 
@@ -233,7 +240,12 @@ fn obs_fold_is_400() {
 fn nul_in_the_target_is_400() {
     let site = site();
     let mut requests = vec![b"GET /a.txt\x00 HTTP/1.1\r\nHost: x\r\n\r\n".to_vec()];
-    for path in ["/a.txt%00", "/a.txt%00.html", "/cgi-bin/echo.sh%00", "/t/x%00y"] {
+    for path in [
+        "/a.txt%00",
+        "/a.txt%00.html",
+        "/cgi-bin/echo.sh%00",
+        "/t/x%00y",
+    ] {
         requests.push(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").into_bytes());
     }
     assert_400_and_closed(&site, &requests);
@@ -279,8 +291,12 @@ fn smuggling(head_fields: &str) -> Vec<Vec<u8>> {
 fn content_length_with_transfer_encoding_is_400_and_closes() {
     let site = site();
     let mut requests = smuggling("Content-Length: 5\r\nTransfer-Encoding: chunked\r\n");
-    requests.extend(smuggling("Transfer-Encoding: chunked\r\nContent-Length: 5\r\n"));
-    requests.extend(smuggling("transfer-encoding: chunked\r\ncontent-length: 0\r\n"));
+    requests.extend(smuggling(
+        "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
+    ));
+    requests.extend(smuggling(
+        "transfer-encoding: chunked\r\ncontent-length: 0\r\n",
+    ));
     assert_400_and_closed(&site, &requests);
     assert!(!site.ran(), "a CGI program ran");
     assert_eq!(site.backend.requests(), 0, "a FastCGI request was sent");
@@ -314,8 +330,10 @@ fn duplicate_differing_content_length_is_400_and_closes() {
             "Content-Length: -4\r\n",
         ] {
             requests.push(
-                format!("POST {path} HTTP/1.1\r\nHost: x\r\n{fields}\r\nabcdeGET / HTTP/1.1\r\n\r\n")
-                    .into_bytes(),
+                format!(
+                    "POST {path} HTTP/1.1\r\nHost: x\r\n{fields}\r\nabcdeGET / HTTP/1.1\r\n\r\n"
+                )
+                .into_bytes(),
             );
         }
     }
@@ -422,7 +440,8 @@ fn declared_body_over_the_limit_is_413_before_any_program_runs() {
     for path in ["/cgi-bin/echo.sh", "/t/stdin"] {
         let (reply, closed) = exchange(
             site.srv.addr(),
-            format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\nxxxx").as_bytes(),
+            format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\nxxxx")
+                .as_bytes(),
         );
         assert_eq!(status_of(&reply), 413, "{path}: {reply}");
         assert!(closed);
@@ -475,7 +494,9 @@ fn slowloris_is_cut_off_while_a_hundred_clients_are_served() {
     let started = Instant::now();
     let mut cut_off = None;
     let mut buf = [0u8; 1024];
-    for byte in b"GET /a.txt HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".iter() {
+    for byte in
+        b"GET /a.txt HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".iter()
+    {
         if slow.write_all(&[*byte]).is_err() {
             cut_off = Some(started.elapsed());
             break;
@@ -526,7 +547,11 @@ fn a_client_that_stops_reading_a_large_file_holds_bounded_memory() {
         .unwrap();
     // Warm up, then measure.
     assert_eq!(
-        client().get(site.srv.url("/a.txt")).send().unwrap().status(),
+        client()
+            .get(site.srv.url("/a.txt"))
+            .send()
+            .unwrap()
+            .status(),
         200
     );
     let before = rss_kib(site.srv.pid());
@@ -548,7 +573,11 @@ fn a_client_that_stops_reading_a_large_file_holds_bounded_memory() {
     );
     drop(stalled);
     assert_eq!(
-        client().get(site.srv.url("/a.txt")).send().unwrap().status(),
+        client()
+            .get(site.srv.url("/a.txt"))
+            .send()
+            .unwrap()
+            .status(),
         200
     );
 }
@@ -562,7 +591,9 @@ fn assert_injection_refused(srv: &TestServer, paths: &[&str]) {
         assert_eq!(status_of(&reply), 502, "{path}: {reply}");
         let lower = reply.to_ascii_lowercase();
         assert!(
-            !lower.contains("injected") && !lower.contains("set-cookie") && !lower.contains("x-note"),
+            !lower.contains("injected")
+                && !lower.contains("set-cookie")
+                && !lower.contains("x-note"),
             "{path} forwarded something: {reply}"
         );
     }
@@ -590,7 +621,10 @@ fn header_injection_from_fastcgi_output_is_502() {
         &["/t/inject-cr", "/t/inject-status", "/t/inject-name"],
     );
     // The pool is still good afterwards.
-    assert_eq!(client().get(site.srv.url("/t/")).send().unwrap().status(), 200);
+    assert_eq!(
+        client().get(site.srv.url("/t/")).send().unwrap().status(),
+        200
+    );
 }
 
 #[test]

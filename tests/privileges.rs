@@ -85,6 +85,12 @@ fn unknown_user_or_group_is_a_configuration_error() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("g.yaml:2:") && stderr.contains("no-such-user-4d1f"), "{stderr}");
-    assert!(stderr.contains("g.yaml:3:") && stderr.contains("no-such-group-4d1f"), "{stderr}");
+    assert!(
+        stderr.contains("g.yaml:2:") && stderr.contains("no-such-user-4d1f"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("g.yaml:3:") && stderr.contains("no-such-group-4d1f"),
+        "{stderr}"
+    );
 }

@@ -329,11 +329,16 @@ mod tests {
         // A body that looks like a request with both headers is only a body.
         let fake = b"GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
         input.extend_from_slice(
-            format!("POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", fake.len())
-                .as_bytes(),
+            format!(
+                "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+                fake.len()
+            )
+            .as_bytes(),
         );
         input.extend_from_slice(fake);
-        input.extend_from_slice(b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+        input.extend_from_slice(
+            b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+        );
         input.extend_from_slice(b"5;ext=1\r\nhello\r\n");
         input.extend_from_slice(format!("{:x}\r\n", fake.len()).as_bytes());
         input.extend_from_slice(fake);

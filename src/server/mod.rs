@@ -25,8 +25,8 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 
-pub use tracker::ConnTracker;
 use framing::FramingIo;
+pub use tracker::ConnTracker;
 use tracker::{TrackedIo, Verdict};
 
 use crate::config::{Config, ListenAddr};

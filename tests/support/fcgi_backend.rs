@@ -343,7 +343,10 @@ fn serve(
             }
             "/flood" => {
                 if sock
-                    .write_all(&stdout(id, b"Content-Type: application/octet-stream\r\n\r\n"))
+                    .write_all(&stdout(
+                        id,
+                        b"Content-Type: application/octet-stream\r\n\r\n",
+                    ))
                     .is_err()
                 {
                     return;
