@@ -118,7 +118,10 @@ impl FramingScanner {
                     }
                     self.line_done(&line);
                     line.clear();
-                    self.line = line;
+                    // Keep a small buffer, not the longest line ever seen.
+                    if line.capacity() <= 4096 {
+                        self.line = line;
+                    }
                 }
             }
         }
