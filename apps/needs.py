@@ -4,9 +4,16 @@ answer on its socket with a page that says how to install it.
 
     needs.py --program php-cgi --install "apt-get install php-cgi" -- php-cgi
     needs.py --module flup --install "pip install flup" -- python3 hello_wsgi.py
+    needs.py --program php-fpm --program php-cgi --install "apt-get install php-fpm" \
+        -- python3 php_fpm_fd0.py --fallback php-cgi
+
+A program counts as installed when it is on PATH or in an sbin directory
+(Debian puts daemons such as php-fpm in /usr/sbin, which is not on a normal
+user's PATH), under its own name or with a version after it (php-fpm8.2).
+With --program given more than once, any one of them will do.
 
 gatehouse starts this with the listening socket as fd 0 (a `spawn:` route).
-When the program is on PATH (or the Python module imports), this process
+When the program is there (or the Python module imports), this process
 becomes COMMAND (exec: same pid, same fd 0). When it is not, it serves every
 request with a 503 page naming the missing piece and the command that
 installs it, instead of exiting at once: a backend that exits at once is
@@ -18,6 +25,7 @@ import argparse
 import html
 import importlib.util
 import os
+import re
 import shutil
 import sys
 import threading
@@ -26,9 +34,37 @@ import time
 import fcgi_lite
 
 
+SBIN = ["/usr/local/sbin", "/usr/sbin", "/sbin"]
+
+
+def find_program(name):
+    """The path of the program NAME, or None: NAME itself on PATH or in an
+    sbin directory, else the highest NAME<version> there (php-fpm8.2)."""
+    dirs = os.environ.get("PATH", os.defpath).split(os.pathsep)
+    dirs += [d for d in SBIN if d not in dirs]
+    found = shutil.which(name, path=os.pathsep.join(dirs))
+    if found or os.sep in name:
+        return found
+    versioned = []
+    for d in dirs:
+        try:
+            entries = os.listdir(d or ".")
+        except OSError:
+            continue
+        for entry in entries:
+            version = entry[len(name):] if entry.startswith(name) else ""
+            path = os.path.join(d, entry)
+            if re.fullmatch(r"\d+(\.\d+)*", version) and os.access(path, os.X_OK):
+                versioned.append((tuple(int(n) for n in version.split(".")), path))
+    return max(versioned)[1] if versioned else None
+
+
 def missing(args):
-    if args.program and not shutil.which(args.program):
-        return "the program {} (not found on PATH)".format(args.program)
+    if args.program and not any(find_program(p) for p in args.program):
+        where = "not found on PATH or in {}".format(", ".join(SBIN))
+        if len(args.program) == 1:
+            return "the program {} ({})".format(args.program[0], where)
+        return "one of the programs {} ({})".format(" or ".join(args.program), where)
     if args.module and importlib.util.find_spec(args.module) is None:
         return "the Python module {} (not importable by {})".format(args.module, sys.executable)
     return None
@@ -58,7 +94,8 @@ way for the real application as soon as it can run.</p>
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--program", help="a program that must be on PATH")
+    parser.add_argument("--program", action="append",
+                        help="a program that must be installed (repeat: any one of them)")
     parser.add_argument("--module", help="a Python module that must import")
     parser.add_argument("--title", default="This backend", help="what to call it on the page")
     parser.add_argument("--install", required=True, help="the command that installs it")
@@ -78,7 +115,8 @@ def watch(args):
     """Exit once nothing is missing; gatehouse's restart then runs COMMAND."""
     while missing(args):
         time.sleep(3)
-    sys.stderr.write("needs.py: {} is there now; handing over\n".format(args.program or args.module))
+    what = [p for p in args.program or [] if find_program(p)] or [args.module]
+    sys.stderr.write("needs.py: {} is there now; handing over\n".format(what[0]))
     sys.stderr.flush()
     os._exit(0)
 

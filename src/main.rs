@@ -23,8 +23,11 @@ fn main() -> ExitCode {
         eprintln!("gatehouse: cannot open the error log: {e}");
         return ExitCode::from(1);
     }
+    // The blocking pool reads files and checks scripts; past a few dozen
+    // threads more of them only add context switches and stacks.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(64)
         .build()
     {
         Ok(runtime) => runtime,

@@ -7,10 +7,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 apt_packages=()
+# php-fpm: the demo site's PHP backend and tests/fastcgi_php.rs; php-cgi: the
+# demo's fallback when php-fpm is missing (tested too).
 if ! compgen -G "/usr/sbin/php-fpm*" >/dev/null && ! command -v php-fpm >/dev/null; then
   apt_packages+=(php-fpm)
 fi
-command -v php-cgi >/dev/null || apt_packages+=(php-cgi)     # the demo site's PHP backend
+command -v php-cgi >/dev/null || apt_packages+=(php-cgi)
 command -v cc >/dev/null || apt_packages+=(gcc)
 command -v curl >/dev/null || apt_packages+=(curl)
 # The browser tests drive Debian's Chromium (never a downloaded browser).

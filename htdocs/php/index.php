@@ -1,10 +1,18 @@
 <?php
-// The PHP demo page: run by php-cgi, which gatehouse starts as a managed
-// FastCGI backend (conf/gatehouse.yaml), or by php-fpm (conf/php-fpm.yaml).
+// The PHP demo page: run by php-fpm, which gatehouse starts as a managed
+// FastCGI backend through apps/php_fpm_fd0.py (conf/gatehouse.yaml), by
+// php-cgi where only that is installed, or by a php-fpm you run yourself
+// (conf/php-fpm.yaml).
 header('Content-Type: text/html; charset=utf-8');
 header('Cache-Control: no-store');
 $name = isset($_GET['name']) && $_GET['name'] !== '' ? $_GET['name'] : 'world';
 $e = function ($s) { return htmlspecialchars((string) $s, ENT_QUOTES, 'UTF-8'); };
+// PHP_SAPI names the server PHP runs in: fpm-fcgi is php-fpm, cgi-fcgi php-cgi.
+$servers = ['fpm-fcgi' => 'php-fpm', 'cgi-fcgi' => 'php-cgi'];
+$server = isset($servers[PHP_SAPI]) ? $servers[PHP_SAPI] : PHP_SAPI;
+// php-fpm, and php-cgi with PHP_FCGI_CHILDREN, run a master that keeps workers.
+$pooled = PHP_SAPI === 'fpm-fcgi' || getenv('PHP_FCGI_CHILDREN');
+$parent = $pooled && function_exists('posix_getppid') ? posix_getppid() : null;
 $keys = ['GATEWAY_INTERFACE', 'REQUEST_METHOD', 'REQUEST_URI', 'SCRIPT_NAME', 'SCRIPT_FILENAME',
          'PATH_INFO', 'QUERY_STRING', 'SERVER_SOFTWARE', 'APP_ENV'];
 ?><!DOCTYPE html>
@@ -13,10 +21,12 @@ $keys = ['GATEWAY_INTERFACE', 'REQUEST_METHOD', 'REQUEST_URI', 'SCRIPT_NAME', 'S
 <title>PHP through FastCGI · gatehouse</title><link rel="stylesheet" href="/style.css"></head>
 <body><header class="site"><a href="/">gatehouse</a><span>FastCGI demo</span></header><main>
 <h1>Hello, <?= $e($name) ?>!</h1>
-<p class="lede">PHP <?= $e(PHP_VERSION) ?> ran this page, as the <code><?= $e(PHP_SAPI) ?></code>
-SAPI in process <strong id="pid"><?= getmypid() ?></strong>. gatehouse matched the path
-against <code>\.php</code>, found the script under its root and sent the request over a
-Unix socket as FastCGI records. Reload: the same few processes answer every time.</p>
+<p class="lede">PHP <?= $e(PHP_VERSION) ?> ran this page in <strong id="server"><?= $e($server) ?></strong>
+(the <code id="sapi"><?= $e(PHP_SAPI) ?></code> SAPI), in worker process <strong id="pid"><?= getmypid() ?></strong><?php
+if ($parent !== null): ?>, one of the workers that master process <strong id="master"><?= $parent ?></strong>
+keeps running<?php endif; ?>. gatehouse matched the path against <code>\.php</code>, found the
+script under its root and sent the request over a Unix socket as FastCGI records.
+Reload: the same few workers answer every time.</p>
 <form method="get" class="card">
 <label>Your name <input name="name" value="<?= $e($name === 'world' ? '' : $name) ?>"></label>
 <button>Say hello</button>

@@ -16,10 +16,11 @@
 //! [`kill_group_after_exit`] for why the check made there is enough.
 
 use std::collections::HashSet;
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 
@@ -171,6 +172,46 @@ pub struct Tag {
     pub script: Arc<str>,
 }
 
+/// The absolute path of a bare program name (`python3`) on the PATH the child
+/// will get, remembered once found. Rust's `Command` spawns the cheap way
+/// (posix_spawn, vfork semantics) only when the program is a path or PATH is
+/// left alone; a bare name with a PATH of our own makes it `fork()` the
+/// whole server instead, copying its page tables on every request (measured:
+/// `copy_page_range` at the top of the CGI profile). Not found: the name as
+/// given, so the spawn error still says what is missing.
+fn resolve_program(program: &OsStr, path: Option<&OsStr>) -> PathBuf {
+    use std::collections::HashMap;
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::OnceLock;
+    type Found = HashMap<(OsString, OsString), PathBuf>;
+    static FOUND: OnceLock<Mutex<Found>> = OnceLock::new();
+
+    let (Some(path), false) = (path, program.as_bytes().contains(&b'/')) else {
+        return PathBuf::from(program);
+    };
+    let key = (program.to_owned(), path.to_owned());
+    let found = FOUND.get_or_init(Mutex::default);
+    if let Some(hit) = found.lock().ok().and_then(|f| f.get(&key).cloned()) {
+        return hit;
+    }
+    let candidate = std::env::split_paths(path)
+        .filter(|dir| dir.is_absolute())
+        .map(|dir| dir.join(program))
+        .find(|file| {
+            std::fs::metadata(file)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        });
+    match candidate {
+        Some(file) => {
+            if let Ok(mut f) = found.lock() {
+                f.insert(key, file.clone());
+            }
+            file
+        }
+        None => PathBuf::from(program),
+    }
+}
+
 /// Start `script` with exactly `env` (plus `pass_env` from our own
 /// environment) in its own process group. The reaper holds `permit` until
 /// the child has exited, and kills the group at `deadline` if it still runs.
@@ -183,7 +224,19 @@ pub fn spawn(
     live: &Arc<Live>,
     tag: &Tag,
 ) -> io::Result<Spawned> {
-    let mut cmd = Command::new(&script.argv[0]);
+    let child_path = env
+        .iter()
+        .find(|(name, _)| name == "PATH")
+        .map(|(_, value)| OsStr::from_bytes(value).to_owned())
+        .or_else(|| {
+            pass_env
+                .iter()
+                .any(|n| n == "PATH")
+                .then(|| std::env::var_os("PATH"))
+                .flatten()
+        });
+    let program = resolve_program(&script.argv[0], child_path.as_deref());
+    let mut cmd = Command::new(&program);
     cmd.args(&script.argv[1..])
         .env_clear()
         .current_dir(&script.dir)

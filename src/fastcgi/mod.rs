@@ -66,6 +66,7 @@ pub struct Runtime {
     upstreams: Vec<Upstream>,
     backends: Vec<Arc<Backend>>,
     managed: Vec<spawn::Managed>,
+    seen_scripts: script::SeenScripts,
 }
 
 impl Runtime {
@@ -125,6 +126,7 @@ impl Runtime {
             })
             .collect();
         Ok(Runtime {
+            seen_scripts: script::SeenScripts::new(),
             upstreams,
             backends,
             managed,
@@ -165,10 +167,15 @@ pub async fn handle(
     let document_root = ctx.config.document_root.as_deref();
     let target = script::resolve(config, path, document_root);
     if let (true, Some(root)) = (target.must_exist, config.root.as_deref().or(document_root)) {
-        let (root, target) = (root.to_path_buf(), target.clone());
-        tokio::task::spawn_blocking(move || script::check_exists(&root, &target))
+        if !rt.seen_scripts.recently(root, &target) {
+            let (root, checked) = (root.to_path_buf(), target.clone());
+            let root = tokio::task::spawn_blocking(move || {
+                script::check_exists(&root, &checked).map(|()| root)
+            })
             .await
             .map_err(|e| Error::internal(format!("script check: {e}")))??;
+            rt.seen_scripts.remember(&root, &target);
+        }
     }
 
     // 3

@@ -7,8 +7,8 @@
 //! new one, and waits a bounded time for one to free up (then 503) rather than
 //! pile onto a saturated backend.
 //!
-//! A backend that does not report its capacity (php-fpm answers only
-//! FCGI_MPXS_CONNS) can still be oversubscribed: a php-fpm worker serves a
+//! A backend whose capacity is guessed (php-fpm answers only
+//! FCGI_MPXS_CONNS, and the route sets no `max_conns`) can be oversubscribed: a php-fpm worker serves a
 //! kept-alive connection until it closes, so a new connection made while all
 //! workers are busy waits in the accept backlog behind our own idle ones. So
 //! while a new connection is still waiting for its first byte, released
@@ -22,7 +22,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Notify, OnceCell};
+use std::collections::VecDeque;
+
+use tokio::sync::{oneshot, OnceCell};
 
 use super::stream::BackendStream;
 use super::values;
@@ -65,6 +67,32 @@ struct Slots {
     idle: Vec<BackendStream>,
     /// Busy plus idle connections, plus those being connected.
     total: usize,
+    /// Requests waiting for a connection, oldest first. A released
+    /// connection (or a freed slot) goes straight to the oldest, so a request
+    /// that has waited is never overtaken by one that just arrived: that
+    /// overtaking is what makes the tail latency of a saturated backend long.
+    waiters: VecDeque<oneshot::Sender<Handoff>>,
+}
+
+/// What a waiting request is handed.
+enum Handoff {
+    /// A kept-alive connection, ready for the next request.
+    Conn(BackendStream),
+    /// A slot: the request may open a new connection.
+    Slot,
+}
+
+impl Slots {
+    /// Give `handoff` to the oldest waiter still waiting; back if none is.
+    fn hand_over(&mut self, mut handoff: Handoff) -> Option<Handoff> {
+        while let Some(waiter) = self.waiters.pop_front() {
+            match waiter.send(handoff) {
+                Ok(()) => return None,
+                Err(returned) => handoff = returned, // that one gave up
+            }
+        }
+        Some(handoff)
+    }
 }
 
 #[derive(Default)]
@@ -78,13 +106,14 @@ pub struct Backend {
     addr: BackendAddr,
     settings: BackendSettings,
     slots: Mutex<Slots>,
-    released: Notify,
     capacity: OnceCell<usize>,
     health: Mutex<Health>,
     /// Requests holding or waiting for a connection (for balancing).
     pub(super) outstanding: AtomicUsize,
     /// New connections whose request has had no answer yet.
     unanswered: AtomicUsize,
+    /// True when neither the backend nor the route gave the capacity.
+    capacity_guessed: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -97,11 +126,11 @@ impl Backend {
             addr,
             settings,
             slots: Mutex::default(),
-            released: Notify::new(),
             capacity: OnceCell::new(),
             health: Mutex::default(),
             outstanding: AtomicUsize::new(0),
             unanswered: AtomicUsize::new(0),
+            capacity_guessed: AtomicBool::new(false),
         })
     }
 
@@ -198,7 +227,10 @@ impl Backend {
                     (Some(r), Some(c)) => r.min(c),
                     (Some(r), None) => r.min(CAPACITY_CEILING),
                     (None, Some(c)) => c,
-                    (None, None) => DEFAULT_CAPACITY,
+                    (None, None) => {
+                        self.capacity_guessed.store(true, Ordering::Relaxed);
+                        DEFAULT_CAPACITY
+                    }
                 };
                 tracing::info!(
                     backend = %show(&self.addr), ?reported, ?configured, capacity,
@@ -215,39 +247,44 @@ impl Backend {
     pub async fn checkout(self: &Arc<Self>, wait: Duration) -> Result<PooledConn, CheckoutError> {
         let ticket = Outstanding::new(self.clone());
         let capacity = self.capacity().await.map_err(CheckoutError::Connect)?;
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            let notified = self.released.notified();
-            tokio::pin!(notified);
-            // Registered before looking, so a release in between is not missed.
-            notified.as_mut().enable();
-            let has_slot = {
-                let mut slots = lock(&self.slots);
-                // Most recently used first: the likeliest to be alive.
-                while let Some(stream) = slots.idle.pop() {
-                    if stream.is_stale() {
-                        slots.total -= 1;
-                        continue;
-                    }
-                    return Ok(PooledConn::new(ticket, Some(stream), true));
+        let waiting = {
+            let mut slots = lock(&self.slots);
+            // Most recently used first: the likeliest to be alive.
+            while let Some(stream) = slots.idle.pop() {
+                if stream.is_stale() {
+                    slots.total -= 1;
+                    continue;
                 }
-                let has_slot = slots.total < capacity;
-                if has_slot {
-                    slots.total += 1;
-                }
-                has_slot
-            };
-            if has_slot {
+                return Ok(PooledConn::new(ticket, Some(stream), true));
+            }
+            if slots.total < capacity {
+                slots.total += 1;
+                None
+            } else {
+                let (tx, rx) = oneshot::channel();
+                slots.waiters.push_back(tx);
+                Some(rx)
+            }
+        };
+        let handoff = match waiting {
+            None => Handoff::Slot,
+            Some(rx) => match tokio::time::timeout(wait, rx).await {
+                Ok(Ok(handoff)) => handoff,
+                // Timed out (our sender is skipped when its turn comes), or
+                // the pool went away.
+                _ => return Err(CheckoutError::Full),
+            },
+        };
+        match handoff {
+            Handoff::Conn(stream) => Ok(PooledConn::new(ticket, Some(stream), true)),
+            Handoff::Slot => {
                 // The slot is ours from here; dropping `conn` gives it back
                 // even if this future is cancelled mid-connect.
                 let mut conn = PooledConn::new(ticket, None, false);
                 conn.await_first_byte();
                 let stream = self.connect().await.map_err(CheckoutError::Connect)?;
                 conn.stream = Some(stream);
-                return Ok(conn);
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return Err(CheckoutError::Full);
+                Ok(conn)
             }
         }
     }
@@ -348,16 +385,24 @@ impl Drop for PooledConn {
             backend: &backend,
         }
         .mark();
-        let keep = self.reusable && backend.unanswered.load(Ordering::Relaxed) == 0;
+        // Only a guessed capacity can oversubscribe the backend; with a
+        // known one, closing released connections would only churn them
+        // (a connect and a close per request under load).
+        let keep = self.reusable
+            && (!backend.capacity_guessed.load(Ordering::Relaxed)
+                || backend.unanswered.load(Ordering::Relaxed) == 0);
         let mut slots = lock(&backend.slots);
-        match self.stream.take() {
-            Some(stream) if keep && slots.idle.len() < backend.settings.keepalive => {
+        let handoff = match self.stream.take() {
+            Some(stream) if keep && backend.settings.keepalive > 0 => Handoff::Conn(stream),
+            _ => Handoff::Slot,
+        };
+        match slots.hand_over(handoff) {
+            None => {}
+            Some(Handoff::Conn(stream)) if slots.idle.len() < backend.settings.keepalive => {
                 slots.idle.push(stream)
             }
-            _ => slots.total -= 1,
+            Some(_) => slots.total -= 1,
         }
-        drop(slots);
-        backend.released.notify_one();
     }
 }
 

@@ -115,6 +115,56 @@ pub fn check_exists(root: &Path, script: &Script) -> Result<(), Error> {
     Ok(())
 }
 
+/// Scripts found by [`check_exists`] in the last second. A hot PHP page is
+/// checked once a second instead of costing every request a trip to the
+/// blocking pool; a script deleted since is passed on for at most that long,
+/// and php-fpm then answers its own "File not found." (never a different
+/// file: the path still goes through `split_path_info` and confinement).
+pub struct SeenScripts {
+    seen: std::sync::Mutex<std::collections::HashMap<(PathBuf, String), std::time::Instant>>,
+}
+
+impl SeenScripts {
+    const TTL: std::time::Duration = std::time::Duration::from_secs(1);
+    const MAX: usize = 4096;
+
+    pub fn new() -> Self {
+        SeenScripts {
+            seen: std::sync::Mutex::default(),
+        }
+    }
+
+    pub fn recently(&self, root: &Path, script: &Script) -> bool {
+        let Ok(seen) = self.seen.lock() else {
+            return false;
+        };
+        seen.get(&(root.to_path_buf(), script.script_name.clone()))
+            .is_some_and(|at| at.elapsed() < Self::TTL)
+    }
+
+    pub fn remember(&self, root: &Path, script: &Script) {
+        let Ok(mut seen) = self.seen.lock() else {
+            return;
+        };
+        if seen.len() >= Self::MAX {
+            seen.retain(|_, at| at.elapsed() < Self::TTL);
+            if seen.len() >= Self::MAX {
+                return;
+            }
+        }
+        seen.insert(
+            (root.to_path_buf(), script.script_name.clone()),
+            std::time::Instant::now(),
+        );
+    }
+}
+
+impl Default for SeenScripts {
+    fn default() -> Self {
+        SeenScripts::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,6 +26,7 @@
 //!
 //! Errors carry file system paths only in their cause, which goes to the log.
 
+pub mod cache;
 pub mod cache_control;
 pub mod compress;
 pub mod conditional;
@@ -88,9 +89,27 @@ pub async fn handle(parts: &Parts, path: &str, ctx: &RequestCtx) -> Result<Respo
         wants,
         sidecars: encodings.clone(),
     };
-    let target = tokio::task::spawn_blocking(move || resolve::resolve(&lookup))
-        .await
-        .map_err(Error::internal)??;
+    // Hot small files come from the cache when nothing but the path decides
+    // what is sent; everything else takes one trip to the blocking pool.
+    let cacheable = encodings.is_empty();
+    let cached = if cacheable {
+        cache::lookup(&lookup.root, path, wants)
+    } else {
+        None
+    };
+    let target = match cached {
+        Some(file) => Target::File(file),
+        None => {
+            let root = lookup.root.clone();
+            let target = tokio::task::spawn_blocking(move || resolve::resolve(&lookup))
+                .await
+                .map_err(Error::internal)??;
+            if let (true, Target::File(file)) = (cacheable, &target) {
+                cache::store(&root, path, file);
+            }
+            target
+        }
+    };
     let head = parts.method == Method::HEAD;
     let mut response = match target {
         // 4

@@ -13,7 +13,7 @@ use nix::fcntl::OFlag;
 
 use super::compress::{self, Sidecar};
 use super::listing;
-use super::source::{Source, CHUNK};
+use super::source::{Source, READ_WHOLE};
 use super::validators::Validators;
 use crate::compress::Encoding;
 use crate::error::{Error, ErrorKind};
@@ -72,6 +72,8 @@ pub struct OpenFile {
     pub modified: Option<SystemTime>,
     /// A precompressed copy to send instead, when one was looked for and found.
     pub sidecar: Option<Box<Sidecar>>,
+    /// The canonical path and the version that was opened (for [`super::cache`]).
+    pub found: Option<(PathBuf, super::cache::Stamp)>,
 }
 
 /// Find and open what `lookup.path` names. Blocking.
@@ -155,7 +157,7 @@ pub(super) fn open(path: &Path, url_path: &str, wants: Wants) -> Result<OpenFile
     }
     let mut len = meta.len();
     let source = match wants {
-        Wants::Content if len <= CHUNK as u64 => {
+        Wants::Content if len <= READ_WHOLE => {
             let mut content = Vec::with_capacity(len as usize);
             (&mut file)
                 .take(len)
@@ -175,5 +177,6 @@ pub(super) fn open(path: &Path, url_path: &str, wants: Wants) -> Result<OpenFile
         source,
         modified: meta.modified().ok(),
         sidecar: None,
+        found: Some((path.to_path_buf(), super::cache::Stamp::of(&meta))),
     })
 }

@@ -17,6 +17,11 @@ use crate::body::Body;
 /// chunk size of streamed files.
 pub const CHUNK: usize = 64 * 1024;
 
+/// Files up to this size are read whole in the lookup's one blocking call
+/// (and kept by [`super::cache`]): one trip to the blocking pool instead of
+/// one per chunk, and cached copies are shared by every response.
+pub const READ_WHOLE: u64 = 256 * 1024;
+
 /// The content of a file about to be served.
 #[derive(Debug)]
 pub enum Source {

@@ -195,22 +195,51 @@ describe("the demo site", () => {
     await screenshot(page, "10-timing");
   });
 
-  test("PHP page through FastCGI", async () => {
+  test("PHP page through php-fpm", async () => {
     const response = await fromIndex("PHP through FastCGI");
-    if (!available("php-cgi")) {
+    // php-fpm; else php-cgi stands in (apps/php_fpm_fd0.py --fallback); else an explanation.
+    const fpm = available("php-fpm");
+    if (!fpm && !available("php-cgi")) {
       assert.equal(response.status(), 503);
       assert.equal(await page.locator("h1").textContent(), "PHP is not installed");
+      assert.match(await page.locator("pre").textContent(), /apt-get install php-fpm/);
       return;
     }
     assert.equal(response.status(), 200);
     assert.equal(await page.locator("h1").textContent(), "Hello, world!");
-    assert.match(await page.locator(".lede").textContent(), /cgi-fcgi/);
-    const pid = await page.locator("#pid").textContent();
+    assert.equal(await page.locator("#sapi").textContent(), fpm ? "fpm-fcgi" : "cgi-fcgi");
+    assert.equal(await page.locator("#server").textContent(), fpm ? "php-fpm" : "php-cgi");
+    const pid = Number(await page.locator("#pid").textContent());
+    const master = Number(await page.locator("#master").textContent());
+    assert.ok(pid > 0 && master > 0 && pid !== master, `worker ${pid}, master ${master}`);
+    if (fpm) {
+      // The master is the very process gatehouse started: the launcher became php-fpm.
+      assert.match(site.log(), new RegExp(`managed fastcgi backend running pid=${master} .*php_fpm_fd0\\.py`));
+      assert.match(site.log(), /NOTICE: using inherited socket fd=3, "\/proc\/self\/fd\/3"/);
+    }
     await page.locator("input[name=name]").fill("Ada & <Grace>");
     await Promise.all([page.waitForNavigation(), page.getByRole("button", { name: "Say hello" }).click()]);
     assert.equal(await page.locator("h1").textContent(), "Hello, Ada & <Grace>!");
-    assert.ok(/^\d+$/.test(pid), pid);
+    assert.equal(Number(await page.locator("#master").textContent()), master);
     await screenshot(page, "11-php");
+  });
+
+  test("PHP: the same four workers answer, twelve requests at a time", { skip: !available("php-fpm") && "no php-fpm" }, async () => {
+    const pids = new Set();
+    const masters = new Set();
+    for (let round = 0; round < 5; round++) {
+      const pages = await Promise.all(Array.from({ length: 12 }, () =>
+        page.request.get(site.url("/php/")).then(async (r) => {
+          assert.equal(r.status(), 200);
+          return r.text();
+        })));
+      for (const html of pages) {
+        pids.add(/id="pid">(\d+)</.exec(html)[1]);
+        masters.add(/id="master">(\d+)</.exec(html)[1]);
+      }
+    }
+    assert.equal(masters.size, 1);
+    assert.ok(pids.size >= 1 && pids.size <= 4, `workers: ${[...pids]}`);
   });
 
   test("WSGI application through flup", async () => {

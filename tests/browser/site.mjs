@@ -22,12 +22,29 @@ function edit(text, from, to) {
 }
 
 /**
- * Copy the demo site into a temporary directory and start gatehouse on it.
- * `missing: true` names backends that do not exist (php-cgi, flup), to see
- * how the demo degrades on a machine without them. `env` is added to the
- * server's environment, which its managed backends inherit.
+ * How to hide each backend from the demo: the same configuration, with the
+ * program (or module) it needs renamed to something that does not exist.
+ * The PHP route names php-fpm and php-cgi twice: once for apps/needs.py
+ * (whether to start the launcher at all), once for apps/php_fpm_fd0.py
+ * (which of the two to run).
  */
-export async function startSite({ missing = false, env = {} } = {}) {
+const hide = {
+  "php-fpm": [["--program, php-fpm,", "--program, no-such-php-fpm,"],
+    ["/php_fpm_fd0.py,", "/php_fpm_fd0.py, --php-fpm, no-such-php-fpm,"]],
+  "php-cgi": [["--program, php-cgi,", "--program, no-such-php-cgi,"],
+    ["--fallback, php-cgi]", "--fallback, no-such-php-cgi]"]],
+  flup: [["--module, flup,", "--module, no_such_flup,"]],
+};
+
+/**
+ * Copy the demo site into a temporary directory and start gatehouse on it.
+ * `missing` names backends to pretend are not installed (php-fpm, php-cgi,
+ * flup; `true` for all three), to see how the demo degrades without them:
+ * the configuration then asks for no-such-php-fpm, no-such-php-cgi and
+ * no_such_flup instead. `env` is added to the server's environment, which
+ * its managed backends inherit.
+ */
+export async function startSite({ missing = [], env = {} } = {}) {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "gatehouse-demo-"));
   for (const dir of ["htdocs", "cgi-bin", "apps", "conf"]) {
     fs.cpSync(path.join(repo, dir), path.join(root, dir), { recursive: true });
@@ -39,9 +56,8 @@ export async function startSite({ missing = false, env = {} } = {}) {
   // Lets stream.py wait for the test (?wait=NAME) and say when it is done.
   config = edit(config, "      GUESTBOOK_DIR: ../var\n", `      GUESTBOOK_DIR: ../var\n      CGI_SCRATCH_DIR: "${scratch}"\n`);
   config = edit(config, "shutdown_grace: 10s", "shutdown_grace: 2s");
-  if (missing) {
-    config = edit(config, "--program, php-cgi,", "--program, no-such-php-cgi,");
-    config = edit(config, "--module, flup,", "--module, no_such_flup,");
+  for (const name of missing === true ? Object.keys(hide) : missing) {
+    for (const [from, to] of hide[name]) config = edit(config, from, to);
   }
   fs.writeFileSync(configPath, config);
 
@@ -102,12 +118,47 @@ export async function screenshot(page, name, { fullPage = true } = {}) {
   await page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage });
 }
 
-/** Whether a backend the demo can use is installed (CI must have both). */
+/**
+ * Where the demo finds a program (php-fpm, php-cgi), or null: the lookup of
+ * apps/needs.py itself (PATH, the sbin directories, php-fpm8.2 for php-fpm).
+ */
+export function findProgram(name) {
+  const code = `import sys; sys.path.insert(0, ${JSON.stringify(path.join(repo, "apps"))}); import needs; ` +
+    `p = needs.find_program(${JSON.stringify(name)}); print(p or ""); sys.exit(p is None)`;
+  const out = spawnSync("python3", ["-c", code], { encoding: "utf8", env: { ...process.env, PYTHONDONTWRITEBYTECODE: "1" } });
+  return out.status === 0 ? out.stdout.trim() : null;
+}
+
+/** Whether a backend the demo can use is installed (CI must have them all). */
 export function available(what) {
-  const probe = what === "php-cgi"
-    ? ["sh", ["-c", "command -v php-cgi"]]
-    : ["python3", ["-c", "import flup.server.fcgi"]];
-  const ok = spawnSync(...probe, { stdio: "ignore" }).status === 0;
+  const ok = what === "flup"
+    ? spawnSync("python3", ["-c", "import flup.server.fcgi"], { stdio: "ignore" }).status === 0
+    : findProgram(what) !== null;
   if (!ok && process.env.CI) throw new Error(`${what} is missing under CI (tests/run-all.sh installs it)`);
   return ok;
+}
+
+/** Whether a process runs (a zombie, exited but not yet reaped, does not). */
+export function running(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+/** The pids of a process's children (Linux: from /proc). */
+export function childrenOf(pid) {
+  const out = [];
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid) out.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
 }

@@ -119,7 +119,12 @@ async fn idle_connections_are_capped_by_keepalive() {
 
 #[tokio::test]
 async fn released_connections_close_while_a_new_one_awaits_its_answer() {
-    let fake = testing::start(Options::default(), |_| answer("\r\n")).await;
+    // Capacity guessed: the backend does not report it, the route does not set it.
+    let silent = Options {
+        max_conns: None,
+        ..Options::default()
+    };
+    let fake = testing::start(silent, |_| answer("\r\n")).await;
     let b = Backend::new(fake.addr.clone(), settings(4, None));
     let mut c1 = b.checkout(Duration::from_secs(1)).await.unwrap();
     c1.split().1.mark();
@@ -241,4 +246,19 @@ async fn a_backend_that_goes_away_fails_cleanly() {
         Err(CheckoutError::Connect(_))
     ));
     assert_eq!(b.open_connections(), 0);
+}
+
+#[tokio::test]
+async fn released_connections_are_kept_when_the_capacity_is_known() {
+    // Reported (FCGI_MAX_CONNS 8): keeping them cannot oversubscribe the
+    // backend, and closing them would cost a connect per request under load.
+    let fake = testing::start(Options::default(), |_| answer("\r\n")).await;
+    let b = Backend::new(fake.addr.clone(), settings(4, None));
+    let mut c1 = b.checkout(Duration::from_secs(1)).await.unwrap();
+    c1.split().1.mark();
+    let c2 = b.checkout(Duration::from_secs(1)).await.unwrap();
+    c1.release();
+    assert_eq!(b.idle_connections(), 1);
+    c2.release();
+    assert_eq!(b.idle_connections(), 2);
 }

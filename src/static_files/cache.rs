@@ -1,0 +1,222 @@
+//! Recently served small files, so that hot ones skip the blocking pool.
+//!
+//! Every static request used to cost a hop to tokio's blocking pool (confine,
+//! stat, open, read): at 100 connections that was hundreds of threads and
+//! several context switches per request. lighttpd keeps a stat cache whose
+//! entries it trusts for a second; this does the same for files small
+//! enough to be read whole ([`super::source::READ_WHOLE`]), with their content.
+//!
+//! Freshness: the path -> file mapping (index files, symlinks) is trusted for
+//! [`TTL`]; the content never is: every hit first `stat`s the canonical file
+//! and is used only if inode, length and modification time are unchanged.
+//! That one `stat` runs on the runtime thread, as nginx and lighttpd run
+//! theirs on the event loop: the file was opened moments ago, so its inode
+//! is in the dentry cache and the call does not wait on a disk.
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+
+use super::resolve::{OpenFile, Wants};
+use super::source::Source;
+use super::validators::Validators;
+
+/// How long a path -> file mapping is trusted.
+pub const TTL: Duration = Duration::from_secs(1);
+const MAX_ENTRIES: usize = 1024;
+const MAX_BYTES: usize = 16 << 20;
+
+/// What identifies one version of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    ino: u64,
+    dev: u64,
+    len: u64,
+    mtime: i64,
+    mtime_nsec: i64,
+}
+
+impl Stamp {
+    pub fn of(meta: &std::fs::Metadata) -> Stamp {
+        Stamp {
+            ino: meta.ino(),
+            dev: meta.dev(),
+            len: meta.len(),
+            mtime: meta.mtime(),
+            mtime_nsec: meta.mtime_nsec(),
+        }
+    }
+}
+
+struct Entry {
+    canonical: PathBuf,
+    stamp: Stamp,
+    url_path: String,
+    validators: Validators,
+    modified: Option<SystemTime>,
+    content: Bytes,
+    stored: Instant,
+}
+
+#[derive(Default)]
+struct Cache {
+    entries: HashMap<(PathBuf, String), Entry>,
+    bytes: usize,
+}
+
+fn cache() -> &'static Mutex<Cache> {
+    static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
+    CACHE.get_or_init(Mutex::default)
+}
+
+/// The file `path` names under `root`, if a fresh entry holds it.
+pub fn lookup(root: &Path, path: &str, wants: Wants) -> Option<OpenFile> {
+    if wants == Wants::Existence {
+        return None;
+    }
+    let key = (root.to_path_buf(), path.to_owned());
+    let (canonical, stamp) = {
+        let mut cache = cache().lock().ok()?;
+        let entry = cache.entries.get(&key)?;
+        if entry.stored.elapsed() > TTL {
+            cache.remove(&key);
+            return None;
+        }
+        (entry.canonical.clone(), entry.stamp)
+    };
+    // Outside the lock: the one system call of a hit.
+    let now = std::fs::metadata(&canonical).ok().map(|m| Stamp::of(&m));
+    let mut cache = cache().lock().ok()?;
+    if now != Some(stamp) {
+        cache.remove(&key);
+        return None;
+    }
+    let entry = cache.entries.get(&key)?;
+    Some(OpenFile {
+        url_path: entry.url_path.clone(),
+        len: entry.content.len() as u64,
+        validators: entry.validators.clone(),
+        source: (wants == Wants::Content).then(|| Source::Memory(entry.content.clone())),
+        modified: entry.modified,
+        sidecar: None,
+        found: Some((canonical, stamp)),
+    })
+}
+
+/// Remember a small file just read whole, when nothing about it depended on
+/// the request beyond its path.
+pub fn store(root: &Path, path: &str, file: &OpenFile) {
+    let (Some(Source::Memory(content)), Some((canonical, stamp)), None) =
+        (&file.source, &file.found, &file.sidecar)
+    else {
+        return;
+    };
+    if content.len() as u64 != stamp.len {
+        return; // changed while it was read
+    }
+    let Ok(mut cache) = cache().lock() else {
+        return;
+    };
+    if cache.entries.len() >= MAX_ENTRIES || cache.bytes + content.len() > MAX_BYTES {
+        cache.evict_stale();
+        if cache.entries.len() >= MAX_ENTRIES || cache.bytes + content.len() > MAX_BYTES {
+            return;
+        }
+    }
+    let entry = Entry {
+        canonical: canonical.clone(),
+        stamp: *stamp,
+        url_path: file.url_path.clone(),
+        validators: file.validators.clone(),
+        modified: file.modified,
+        content: content.clone(),
+        stored: Instant::now(),
+    };
+    cache.bytes += entry.content.len();
+    if let Some(old) = cache
+        .entries
+        .insert((root.to_path_buf(), path.to_owned()), entry)
+    {
+        cache.bytes -= old.content.len();
+    }
+}
+
+impl Cache {
+    fn remove(&mut self, key: &(PathBuf, String)) {
+        if let Some(old) = self.entries.remove(key) {
+            self.bytes -= old.content.len();
+        }
+    }
+
+    fn evict_stale(&mut self) {
+        self.entries.retain(|_, e| e.stored.elapsed() <= TTL);
+        self.bytes = self.entries.values().map(|e| e.content.len()).sum();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(root: &Path, path: &str, wants: Wants) -> OpenFile {
+        let found = crate::paths::confine(root, path).unwrap();
+        super::super::resolve::open(&found, path, wants).unwrap()
+    }
+
+    #[test]
+    fn a_changed_file_is_never_served_from_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::write(root.join("a.txt"), "one").unwrap();
+        let file = read(&root, "/a.txt", Wants::Content);
+        store(&root, "/a.txt", &file);
+        let hit = lookup(&root, "/a.txt", Wants::Content).expect("a hit");
+        assert!(matches!(hit.source, Some(Source::Memory(ref b)) if b == "one"));
+        assert!(lookup(&root, "/a.txt", Wants::Headers)
+            .unwrap()
+            .source
+            .is_none());
+
+        // Same length, new content and modification time: a miss.
+        std::fs::write(root.join("a.txt"), "two").unwrap();
+        let mtime = std::fs::metadata(root.join("a.txt"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(root.join("a.txt"))
+            .unwrap()
+            .set_modified(mtime + Duration::from_secs(5))
+            .unwrap();
+        assert!(lookup(&root, "/a.txt", Wants::Content).is_none());
+
+        // Deleted: a miss.
+        let file = read(&root, "/a.txt", Wants::Content);
+        store(&root, "/a.txt", &file);
+        std::fs::remove_file(root.join("a.txt")).unwrap();
+        assert!(lookup(&root, "/a.txt", Wants::Content).is_none());
+    }
+
+    #[test]
+    fn only_whole_small_files_without_a_precompressed_copy_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::write(
+            root.join("big.bin"),
+            vec![7u8; super::super::source::READ_WHOLE as usize + 1],
+        )
+        .unwrap();
+        let file = read(&root, "/big.bin", Wants::Content);
+        store(&root, "/big.bin", &file);
+        assert!(lookup(&root, "/big.bin", Wants::Content).is_none());
+        std::fs::write(root.join("h.txt"), "x").unwrap();
+        let head = read(&root, "/h.txt", Wants::Headers);
+        store(&root, "/h.txt", &head);
+        assert!(lookup(&root, "/h.txt", Wants::Headers).is_none());
+    }
+}
