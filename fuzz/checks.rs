@@ -231,7 +231,12 @@ pub fn config_yaml(data: &[u8]) {
     if let Err(errors) = gatehouse::config::load_str(text, &base) {
         assert!(!errors.errors.is_empty(), "an error without a message");
         // YAML counts CR LF, a lone CR and LF each as one line break.
-        let lines = text.replace("\r\n", "\n").replace('\r', "\n").split('\n').count() as u64 + 1;
+        let lines = text
+            .replace("\r\n", "\n")
+            .replace('\r', "\n")
+            .split('\n')
+            .count() as u64
+            + 1;
         for error in &errors.errors {
             if let Some(line) = error.line {
                 assert!(line <= lines, "line {line} of a {lines}-line text");
