@@ -641,3 +641,34 @@ fn query_string_never_becomes_argv() {
         assert_eq!(resp.text().unwrap().trim(), "argc=0 args=", "?{query}");
     }
 }
+
+#[test]
+fn content_length_with_transfer_encoding_over_tls_is_400_and_closes() {
+    // The framing check reads the decrypted stream, so HTTPS is covered too.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("htdocs")).unwrap();
+    std::fs::write(dir.path().join("htdocs/a.txt"), "hello\n").unwrap();
+    let srv = TestServer::start_in(
+        dir,
+        "document_root: htdocs\naccess_log: \"off\"\ncgi: []\n\
+         tls:\n  listen: [\"127.0.0.1:0\"]\n  self_signed: true\n",
+    );
+    let log = srv.stderr_log();
+    let fingerprint = support::tls::logged_fingerprint(&log).unwrap_or_else(|| panic!("{log}"));
+    let config = support::tls::pinned(&fingerprint, &[b"http/1.1"]);
+    let mut s = support::tls::connect(srv.https_addr(), "localhost", config);
+    s.write_all(
+        b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n\
+          POST /a.txt HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n\
+          0\r\n\r\nGET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .unwrap();
+    let mut reply = Vec::new();
+    let _ = s.read_to_end(&mut reply);
+    let reply = String::from_utf8_lossy(&reply);
+    let statuses: Vec<&str> = reply
+        .match_indices("HTTP/1.1 ")
+        .map(|(i, _)| &reply[i + 9..i + 12])
+        .collect();
+    assert_eq!(statuses, ["200", "400"], "{reply}");
+}
