@@ -16,6 +16,7 @@ pub mod fastcgi;
 pub mod gateway;
 pub mod log;
 pub mod paths;
+pub mod privileges;
 pub mod reply;
 pub mod router;
 pub mod server;

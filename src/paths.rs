@@ -16,6 +16,9 @@
 //!   they are refused, not resolved, so a path never moves up.
 //! - Overlong UTF-8 (`%c0%ae`, the classic encoded dot, CVE-2000-0884) and any
 //!   other invalid UTF-8 is 400.
+//! - Control bytes, raw or encoded (`%0d%0a`, `%00`, `%7f`), are 400: a path
+//!   ends up in headers (`Location`), logs and CGI variables, where CR/LF
+//!   splits lines (response splitting, log forging; CWE-113, CWE-117).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -29,8 +32,8 @@ use crate::error::{msg, Error, ErrorKind};
 ///
 /// The result starts with `/`, has no `.`/`..` segments and no `//` runs, and
 /// keeps a trailing `/` (also the one implied by a final `.` segment). Encoded
-/// slashes are 404; backslashes, NUL bytes, bad escapes and invalid UTF-8 are
-/// 400; `..` segments are 403.
+/// slashes are 404; backslashes, control bytes (NUL, CR, LF, ...), bad escapes
+/// and invalid UTF-8 are 400; `..` segments are 403.
 pub fn normalize(raw_path: &str) -> Result<String, Error> {
     if !raw_path.starts_with('/') {
         return Err(refuse(ErrorKind::BadRequest, "path does not start with /"));
@@ -69,6 +72,9 @@ fn decode_once(raw: &[u8]) -> Result<Vec<u8>, Error> {
             match byte {
                 b'\\' => return Err(refuse(ErrorKind::BadRequest, "backslash in path")),
                 0 => return Err(refuse(ErrorKind::BadRequest, "NUL byte in path")),
+                b if b.is_ascii_control() => {
+                    return Err(refuse(ErrorKind::BadRequest, "control byte in path"))
+                }
                 _ => out.push(byte),
             }
             i += 1;
@@ -83,6 +89,12 @@ fn decode_once(raw: &[u8]) -> Result<Vec<u8>, Error> {
             b'/' => return Err(refuse(ErrorKind::NotFound, "encoded slash in path")),
             b'\\' => return Err(refuse(ErrorKind::BadRequest, "encoded backslash in path")),
             0 => return Err(refuse(ErrorKind::BadRequest, "encoded NUL in path")),
+            b if b.is_ascii_control() => {
+                return Err(refuse(
+                    ErrorKind::BadRequest,
+                    "encoded control byte in path",
+                ))
+            }
             decoded => out.push(decoded),
         }
         i += 3;
@@ -235,6 +247,13 @@ mod tests {
             // NUL.
             ("/a%00.html", Err(BadRequest)),
             ("/a\0b", Err(BadRequest)),
+            // CR, LF and other control bytes (response splitting, log forging).
+            ("/a%0d%0aSet-Cookie:%20x=1", Err(BadRequest)),
+            ("/a%0Ab", Err(BadRequest)),
+            ("/a%09b", Err(BadRequest)),
+            ("/a%7fb", Err(BadRequest)),
+            ("/a\rb", Err(BadRequest)),
+            ("/a\u{18}/b", Err(BadRequest)),
             // Bad escapes.
             ("/a%", Err(BadRequest)),
             ("/a%2", Err(BadRequest)),

@@ -50,6 +50,12 @@ impl App {
     /// Build the routes and runtimes (this starts managed FastCGI backends).
     pub async fn new(config: Config) -> io::Result<Arc<App>> {
         let access_log = AccessLog::open(&config.access_log)?;
+        Self::with_access_log(config, access_log).await
+    }
+
+    /// [`App::new`] with the access log already open (opened before
+    /// privileges are dropped).
+    pub async fn with_access_log(config: Config, access_log: AccessLog) -> io::Result<Arc<App>> {
         let fastcgi = fastcgi::Runtime::start(&config).await?;
         Ok(Arc::new(App {
             router: Router::new(&config),
@@ -69,7 +75,10 @@ impl App {
         conn: Arc<ConnInfo>,
         tracker: Arc<ConnTracker>,
     ) -> Response<LoggedBody> {
-        tracker.request_started();
+        let seq = tracker.request_started();
+        // RFC 9112 section 6.1: Content-Length with Transfer-Encoding is
+        // refused rather than resolved (see `server::framing`).
+        let both_lengths = req.version() < Version::HTTP_2 && tracker.had_both_lengths(seq);
         let id = RequestId(self.next_id.fetch_add(1, Ordering::Relaxed));
         let ctx = RequestCtx {
             id,
@@ -79,7 +88,10 @@ impl App {
         let record = self.access_log.enabled().then(|| access_record(&req, &ctx));
         let version = req.version();
         let span = tracing::info_span!("request", id = %id);
-        let result = self.dispatch(req, &ctx).instrument(span.clone()).await;
+        let result = self
+            .dispatch(req, &ctx, both_lengths)
+            .instrument(span.clone())
+            .await;
         let mut response = match result {
             Ok(response) => response,
             Err(err) => {
@@ -105,8 +117,13 @@ impl App {
         &self,
         req: Request<Incoming>,
         ctx: &RequestCtx,
+        both_lengths: bool,
     ) -> Result<Response<Body>, Error> {
         let (mut parts, incoming) = req.into_parts();
+        if both_lengths {
+            return Err(Error::downstream(ErrorKind::BadRequest)
+                .with_cause("Content-Length together with Transfer-Encoding"));
+        }
         check_head(&parts, &self.config)?;
         if let Some(redirect) = tls::redirect::https_redirect(&parts, ctx) {
             return Ok(redirect);
@@ -166,6 +183,20 @@ fn check_head(parts: &Parts, config: &Config) -> Result<(), Error> {
     if header_bytes > limits.max_header_bytes {
         return Err(Error::downstream(ErrorKind::HeaderFieldsTooLarge));
     }
+    if !is_registered_method(&parts.method) {
+        return Err(Error::downstream(ErrorKind::BadRequest)
+            .with_cause(format!("unknown method {}", parts.method)));
+    }
+    // RFC 9112 section 6.1: `chunked` is the only coding a request may carry
+    // here, once (`gzip, chunked` would hand programs an encoded body;
+    // `chunked, chunked` and other spellings are smuggling probes).
+    let mut codings = parts.headers.get_all(header::TRANSFER_ENCODING).iter();
+    if let Some(first) = codings.next() {
+        if !first.as_bytes().eq_ignore_ascii_case(b"chunked") || codings.next().is_some() {
+            return Err(Error::downstream(ErrorKind::BadRequest)
+                .with_cause(format!("Transfer-Encoding {first:?} is not just chunked")));
+        }
+    }
     // RFC 9112 section 3.2: an HTTP/1.1 request without exactly one Host is a 400.
     if parts.version == Version::HTTP_11 && parts.headers.get_all(header::HOST).iter().count() != 1
     {
@@ -184,6 +215,56 @@ fn check_head(parts: &Parts, config: &Config) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// The methods of the IANA HTTP Method Registry (RFC 9110 section 16.1):
+/// anything else is refused with 400 before it reaches a handler, so a CGI
+/// program never sees a method no client could mean (`get`, `FOO`).
+const REGISTERED_METHODS: &[&str] = &[
+    "ACL",
+    "BASELINE-CONTROL",
+    "BIND",
+    "CHECKIN",
+    "CHECKOUT",
+    "CONNECT",
+    "COPY",
+    "DELETE",
+    "GET",
+    "HEAD",
+    "LABEL",
+    "LINK",
+    "LOCK",
+    "MERGE",
+    "MKACTIVITY",
+    "MKCALENDAR",
+    "MKCOL",
+    "MKREDIRECTREF",
+    "MKWORKSPACE",
+    "MOVE",
+    "OPTIONS",
+    "ORDERPATCH",
+    "PATCH",
+    "POST",
+    "PRI",
+    "PROPFIND",
+    "PROPPATCH",
+    "PUT",
+    "QUERY",
+    "REBIND",
+    "REPORT",
+    "SEARCH",
+    "TRACE",
+    "UNBIND",
+    "UNCHECKOUT",
+    "UNLINK",
+    "UNLOCK",
+    "UPDATE",
+    "UPDATEREDIRECTREF",
+    "VERSION-CONTROL",
+];
+
+fn is_registered_method(method: &Method) -> bool {
+    REGISTERED_METHODS.contains(&method.as_str())
 }
 
 /// What a re-dispatched local redirect starts from: the original request's

@@ -7,6 +7,13 @@
 //! running under PID 1. Every child is waited for by a reaper task, so no
 //! zombie is left whatever happens to the request (lighttpd's
 //! `cgi_waitpid_cb`).
+//!
+//! When the leader exits while others of its group still run (a daemonised
+//! background job that closed its output), the reaper keeps watch and kills
+//! the group at the deadline: nothing a program starts outlives `timeout`.
+//! Killing a group whose leader has been reaped risks its number having been
+//! given to a new process (`pid_max` is 32768 on many systems); see
+//! [`kill_group_after_exit`] for why the check made there is enough.
 
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
@@ -36,6 +43,8 @@ use super::script::Script;
 #[derive(Debug, Default)]
 pub struct Live {
     groups: Mutex<HashSet<i32>>,
+    /// Groups whose leader has exited while other members still ran.
+    orphaned: Mutex<HashSet<i32>>,
 }
 
 impl Live {
@@ -62,7 +71,7 @@ impl Live {
         self.len() == 0
     }
 
-    /// SIGKILL every live group.
+    /// SIGKILL every live group, and what is left of orphaned ones.
     pub fn kill_all(&self) {
         let groups: Vec<i32> = self
             .groups
@@ -73,6 +82,24 @@ impl Live {
             .collect();
         for pgid in groups {
             kill_group(pgid);
+        }
+        let orphaned: Vec<i32> = self
+            .orphaned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .collect();
+        for pgid in orphaned {
+            kill_group_after_exit(pgid);
+        }
+    }
+
+    fn orphan(&self, pgid: i32, orphaned: bool) {
+        let mut set = self.orphaned.lock().unwrap_or_else(|e| e.into_inner());
+        if orphaned {
+            set.insert(pgid);
+        } else {
+            set.remove(&pgid);
         }
     }
 }
@@ -108,6 +135,23 @@ pub fn close_inherited_on_exec() {
 fn kill_group(pgid: i32) {
     // ESRCH: the group is already gone, which is what we wanted.
     let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+}
+
+/// True while some process is in group `pgid`.
+fn group_exists(pgid: i32) -> bool {
+    killpg(Pid::from_raw(pgid), None).is_ok()
+}
+
+/// Kill group `pgid` after its leader has been reaped. Linux gives a number
+/// to a new process only when no process has it as pid, group or session id,
+/// so while a member of our group lives the number is ours. A process that
+/// now has that pid was therefore created after our group had emptied: the
+/// number is someone else's, and nothing of ours is left to kill.
+fn kill_group_after_exit(pgid: i32) {
+    if std::path::Path::new(&format!("/proc/{pgid}")).exists() {
+        return;
+    }
+    kill_group(pgid);
 }
 
 /// A running child's pipes and the handles that end it.
@@ -279,6 +323,16 @@ async fn reap(
             tracing::error!(id = %tag.id, script = %tag.script, "waiting for a CGI program: {e}")
         }
     }
+    // Checked right after reaping: a member still alive keeps the number ours.
+    if group_exists(pgid) {
+        live.orphan(pgid, true);
+        tokio::time::sleep_until(deadline).await;
+        if group_exists(pgid) {
+            tracing::warn!(id = %tag.id, script = %tag.script, "processes started by a CGI program outlived it until its timeout; killing its process group");
+            kill_group_after_exit(pgid);
+        }
+        live.orphan(pgid, false);
+    }
 }
 
 /// "exited with status 1", "was killed by signal 9 (SIGKILL)".
@@ -321,8 +375,17 @@ impl KillGuard {
 
     /// Kill the group now.
     pub fn kill(&mut self) {
-        kill_group(self.pgid);
+        self.kill_group();
         self.armed = false;
+    }
+
+    fn kill_group(&self) {
+        if self.exit.borrow().is_some() {
+            kill_group_after_exit(self.pgid);
+        } else {
+            // Not reaped yet: the leader, even a zombie, holds the number.
+            kill_group(self.pgid);
+        }
     }
 }
 
@@ -336,7 +399,7 @@ impl Drop for KillGuard {
             if self.exit.borrow().is_none() {
                 tracing::info!(id = %self.tag.id, script = %self.tag.script, "request ended before the CGI program's output did (client gone, timeout or bad output); killing its process group");
             }
-            kill_group(self.pgid);
+            self.kill_group();
         }
     }
 }

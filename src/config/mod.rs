@@ -185,6 +185,15 @@ pub struct Config {
     pub cache_control: Vec<CacheControlRule>,
     pub cgi: Vec<CgiRoute>,
     pub fastcgi: Vec<FastCgiRoute>,
+    /// Who to become after binding, when started as root (see `privileges`).
+    pub run_as: RunAs,
+}
+
+/// The `user` and `group` keys: names that exist on this system.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunAs {
+    pub user: Option<String>,
+    pub group: Option<String>,
 }
 
 impl ListenAddr {

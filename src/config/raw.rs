@@ -42,6 +42,8 @@ pub struct RawConfig {
     #[serde(default, deserialize_with = "present")]
     pub cgi: Option<Option<Vec<Spanned<RawCgi>>>>,
     pub fastcgi: Option<Vec<Spanned<RawFastCgi>>>,
+    pub user: Option<Spanned<String>>,
+    pub group: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

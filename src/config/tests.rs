@@ -565,7 +565,7 @@ fn display_names_the_file() {
     let text = load_file(&file).unwrap_err().to_string();
     assert_eq!(
         text,
-        format!("{}:2:1: unknown field `bogus`, expected one of listen, server_name, document_root, index, serve_dotfiles, directory_listing, access_log, error_log, log_level, shutdown_grace, limits, tls, compression, cache_control, cgi, fastcgi", file.display())
+        format!("{}:2:1: unknown field `bogus`, expected one of listen, server_name, document_root, index, serve_dotfiles, directory_listing, access_log, error_log, log_level, shutdown_grace, limits, tls, compression, cache_control, cgi, fastcgi, user, group", file.display())
     );
     let errs = ConfigErrors {
         file: Some("x.yaml".into()),

@@ -12,7 +12,7 @@ use super::addr::{self, AddrSyntax};
 use super::load::ConfigError;
 use super::raw::{RawConfig, RawLimits, RawTls, SpannedStrings};
 use super::units::{self, UnitScalar};
-use super::{Config, Limits, ListenAddr, LogTarget, TlsConfig};
+use super::{Config, Limits, ListenAddr, LogTarget, RunAs, TlsConfig};
 
 pub(super) const LOG_LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
 
@@ -82,6 +82,10 @@ impl Validator {
             cache_control: self.cache_control(raw.cache_control.as_deref()),
             cgi,
             fastcgi,
+            run_as: RunAs {
+                user: self.account("user", raw.user.as_ref()),
+                group: self.account("group", raw.group.as_ref()),
+            },
         };
         if self.errors.is_empty() {
             Ok(config)
@@ -114,6 +118,28 @@ impl Validator {
             }
         }
         out
+    }
+
+    /// A `user` or `group` name, which must exist here (not only at start-up:
+    /// `--check` says so too).
+    fn account(&mut self, key: &str, raw: Option<&Spanned<String>>) -> Option<String> {
+        let name = raw?;
+        let found = match key {
+            "user" => nix::unistd::User::from_name(&name.value).map(|u| u.is_some()),
+            _ => nix::unistd::Group::from_name(&name.value).map(|g| g.is_some()),
+        };
+        match found {
+            Ok(true) => {}
+            Ok(false) => self.error(
+                place(name),
+                format!("{key}: there is no {key} `{}` on this system", name.value),
+            ),
+            Err(e) => self.error(
+                place(name),
+                format!("{key}: cannot look up `{}`: {e}", name.value),
+            ),
+        }
+        Some(name.value.clone())
     }
 
     fn server_name(&mut self, raw: Option<&Spanned<String>>) -> String {

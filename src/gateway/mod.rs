@@ -41,6 +41,7 @@ pub(crate) mod testutil {
             cache_control: Vec::new(),
             cgi: Vec::new(),
             fastcgi: Vec::new(),
+            run_as: Default::default(),
         }
     }
 

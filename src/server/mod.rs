@@ -8,6 +8,7 @@
 //! `shutdown_grace`, then remaining CGI children are killed and managed
 //! FastCGI backends stopped.
 
+mod framing;
 mod tracker;
 
 use std::convert::Infallible;
@@ -24,11 +25,13 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 
+use framing::FramingIo;
 pub use tracker::ConnTracker;
 use tracker::{TrackedIo, Verdict};
 
 use crate::config::{Config, ListenAddr};
 use crate::context::ConnInfo;
+use crate::log::AccessLog;
 use crate::service::App;
 use crate::tls::Tls;
 
@@ -134,7 +137,13 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
             ..tls_config
         });
     }
-    let app = App::new(config)
+    // Files root may open first, then nothing privileged is left to do:
+    // no child is started before this point.
+    let access_log = AccessLog::open(&config.access_log)
+        .map_err(|e| StartError(format!("cannot open the access log: {e}")))?;
+    crate::privileges::drop_privileges(&config.run_as)
+        .map_err(|e| StartError(format!("cannot drop privileges: {e}")))?;
+    let app = App::with_access_log(config, access_log)
         .await
         .map_err(|e| StartError(format!("cannot start: {e}")))?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -327,7 +336,7 @@ impl Connection {
     where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let io = TokioIo::new(stream);
+        let io = TokioIo::new(FramingIo::new(stream, tracker.clone()));
         let app = self.app.clone();
         let conn_tracker = tracker.clone();
         let service = service_fn(move |req| {

@@ -39,6 +39,11 @@ pub struct ConnTracker {
     /// was in flight (0: none).
     first_idle_byte: AtomicU64,
     requests_served: AtomicU64,
+    /// Requests started on this connection (their 1-based sequence numbers).
+    requests_started: AtomicU64,
+    /// The sequence number of the first HTTP/1 request whose head had both
+    /// Content-Length and Transfer-Encoding (0: none; see `framing`).
+    both_lengths: AtomicU64,
 }
 
 impl ConnTracker {
@@ -49,6 +54,8 @@ impl ConnTracker {
             last_finished: AtomicU64::new(0),
             first_idle_byte: AtomicU64::new(0),
             requests_served: AtomicU64::new(0),
+            requests_started: AtomicU64::new(0),
+            both_lengths: AtomicU64::new(0),
         })
     }
 
@@ -56,9 +63,24 @@ impl ConnTracker {
         self.start.elapsed().as_millis() as u64
     }
 
-    pub fn request_started(&self) {
+    /// A request arrived; returns its 1-based sequence number on this connection.
+    pub fn request_started(&self) -> u64 {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         self.first_idle_byte.store(0, Ordering::Release);
+        self.requests_started.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// The scanner found both lengths in the head of request `seq`.
+    pub fn both_lengths_in(&self, seq: u64) {
+        let _ = self
+            .both_lengths
+            .compare_exchange(0, seq, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// True when HTTP/1 request `seq` had both Content-Length and
+    /// Transfer-Encoding in its head.
+    pub fn had_both_lengths(&self, seq: u64) -> bool {
+        self.both_lengths.load(Ordering::Acquire) == seq
     }
 
     pub fn request_finished(&self) {

@@ -18,13 +18,21 @@
 //! | `/local` | `Location: /t/env` (a local redirect) |
 //! | `/remote` | `Location: http://example.com/` without Status |
 //! | `/stderr` | a line on FCGI_STDERR, then a normal answer |
+//! | `/inject-cr` | a header value with a CR inside (response splitting) |
+//! | `/inject-status` | two `Status` headers |
+//! | `/inject-name` | a header name with a space in it |
+//! | `/flood` | endless output, as fast as gatehouse takes it |
 //! | other | `hello` |
+//!
+//! [`FcgiBackend::stop`] kills it (listener and every connection) and
+//! [`FcgiBackend::start_on`] brings one back on the same address.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// A running test backend on 127.0.0.1, port chosen by the system.
@@ -32,28 +40,86 @@ pub struct FcgiBackend {
     pub addr: SocketAddr,
     accepts: Arc<AtomicUsize>,
     requests: Arc<AtomicUsize>,
+    /// Bytes `/flood` has written so far.
+    flooded: Arc<AtomicU64>,
+    stopped: Arc<AtomicBool>,
+    /// Open connections by number, for `stop`.
+    conns: Arc<Mutex<HashMap<usize, TcpStream>>>,
 }
 
 impl FcgiBackend {
     /// Start; `max_conns` is what it answers to FCGI_GET_VALUES.
     pub fn start(max_conns: usize) -> FcgiBackend {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        Self::start_on("127.0.0.1:0".parse().unwrap(), max_conns)
+    }
+
+    /// Start on `addr` (a stopped backend's address, to bring it back).
+    pub fn start_on(addr: SocketAddr, max_conns: usize) -> FcgiBackend {
+        let listener = TcpListener::bind(addr).expect("bind");
         let addr = listener.local_addr().unwrap();
         let accepts = Arc::new(AtomicUsize::new(0));
         let requests = Arc::new(AtomicUsize::new(0));
-        let (a, r) = (accepts.clone(), requests.clone());
+        let flooded = Arc::new(AtomicU64::new(0));
+        let stopped = Arc::new(AtomicBool::new(false));
+        let conns = Arc::new(Mutex::new(HashMap::new()));
+        let (a, r, f, st, c) = (
+            accepts.clone(),
+            requests.clone(),
+            flooded.clone(),
+            stopped.clone(),
+            conns.clone(),
+        );
         std::thread::spawn(move || {
-            for sock in listener.incoming() {
+            for (n, sock) in listener.incoming().enumerate() {
+                if st.load(Ordering::SeqCst) {
+                    break;
+                }
                 let Ok(sock) = sock else { continue };
-                let (a, r) = (a.clone(), r.clone());
-                std::thread::spawn(move || serve(sock, max_conns, a, r));
+                if let Ok(clone) = sock.try_clone() {
+                    c.lock().unwrap().insert(n, clone);
+                }
+                let (a, r, f, c) = (a.clone(), r.clone(), f.clone(), c.clone());
+                std::thread::spawn(move || {
+                    serve(sock, max_conns, a, r, f);
+                    // The copy kept for `stop` must not hold the connection open.
+                    if let Some(clone) = c.lock().unwrap().remove(&n) {
+                        let _ = clone.shutdown(std::net::Shutdown::Both);
+                    }
+                });
             }
         });
         FcgiBackend {
             addr,
             accepts,
             requests,
+            flooded,
+            stopped,
+            conns,
         }
+    }
+
+    /// Kill it: stop listening and reset every open connection, as a
+    /// crashed backend would.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        // Wake the accept loop so that it sees the flag and drops the listener.
+        let _ = TcpStream::connect(self.addr);
+        for (_, conn) in self.conns.lock().unwrap().drain() {
+            let _ = conn.shutdown(std::net::Shutdown::Both);
+        }
+        // The listener is gone once connecting is refused.
+        for _ in 0..200 {
+            if TcpStream::connect(self.addr).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("the test backend on {} did not stop", self.addr);
+    }
+
+    /// Bytes written by `/flood` requests so far.
+    pub fn flooded(&self) -> u64 {
+        self.flooded.load(Ordering::SeqCst)
     }
 
     /// Connections that carried a request (FCGI_GET_VALUES ones not counted).
@@ -151,6 +217,7 @@ fn serve(
     max_conns: usize,
     accepts: Arc<AtomicUsize>,
     requests: Arc<AtomicUsize>,
+    flooded: Arc<AtomicU64>,
 ) {
     let mut counted = false;
     loop {
@@ -249,6 +316,46 @@ fn serve(
                 let mut out = rec(7, id, b"a warning from the backend\n");
                 out.extend(ok("with stderr"));
                 out
+            }
+            "/inject-cr" => {
+                let mut out = stdout(
+                    id,
+                    b"Content-Type: text/plain\r\nX-Note: a\rSet-Cookie: injected=1\r\n\r\nbody",
+                );
+                out.extend(end(id));
+                out
+            }
+            "/inject-status" => {
+                let mut out = stdout(
+                    id,
+                    b"Status: 200 OK\r\nStatus: 302 Found\r\nContent-Type: text/plain\r\n\r\nbody",
+                );
+                out.extend(end(id));
+                out
+            }
+            "/inject-name" => {
+                let mut out = stdout(
+                    id,
+                    b"Content-Type: text/plain\r\nSet-Cookie injected: 1\r\n\r\nbody",
+                );
+                out.extend(end(id));
+                out
+            }
+            "/flood" => {
+                if sock
+                    .write_all(&stdout(
+                        id,
+                        b"Content-Type: application/octet-stream\r\n\r\n",
+                    ))
+                    .is_err()
+                {
+                    return;
+                }
+                let chunk = stdout(id, &[b'x'; 65535]);
+                while sock.write_all(&chunk).is_ok() {
+                    flooded.fetch_add(65535, Ordering::SeqCst);
+                }
+                return;
             }
             _ => ok("hello"),
         };

@@ -65,6 +65,7 @@ fn site() -> Site {
         cache_control: Vec::new(),
         cgi: Vec::new(),
         fastcgi: Vec::new(),
+        run_as: Default::default(),
     };
     Site {
         _dir: dir,
