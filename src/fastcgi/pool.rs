@@ -71,7 +71,7 @@ struct Slots {
     /// connection (or a freed slot) goes straight to the oldest, so a request
     /// that has waited is never overtaken by one that just arrived: that
     /// overtaking is what makes the tail latency of a saturated backend long.
-    waiters: VecDeque<oneshot::Sender<Handoff>>,
+    waiters: VecDeque<oneshot::Sender<Handed>>,
 }
 
 /// What a waiting request is handed.
@@ -82,16 +82,25 @@ enum Handoff {
     Slot,
 }
 
-impl Slots {
-    /// Give `handoff` to the oldest waiter still waiting; back if none is.
-    fn hand_over(&mut self, mut handoff: Handoff) -> Option<Handoff> {
-        while let Some(waiter) = self.waiters.pop_front() {
-            match waiter.send(handoff) {
-                Ok(()) => return None,
-                Err(returned) => handoff = returned, // that one gave up
-            }
+/// A [`Handoff`] on its way to a waiter. If the waiter gives up after it was
+/// sent (its wait timed out, or its client left) and it is never taken, its
+/// drop gives it back: a connection or slot is never lost in transit.
+struct Handed {
+    handoff: Option<Handoff>,
+    backend: Arc<Backend>,
+}
+
+impl Handed {
+    fn take(mut self) -> Handoff {
+        self.handoff.take().expect("a handoff is taken once")
+    }
+}
+
+impl Drop for Handed {
+    fn drop(&mut self) {
+        if let Some(handoff) = self.handoff.take() {
+            self.backend.give_back(handoff);
         }
-        Some(handoff)
     }
 }
 
@@ -190,6 +199,37 @@ impl Backend {
         tracing::warn!(backend = %show(&self.addr), error = %err, ?backoff, "fastcgi backend marked down");
     }
 
+    /// Return a connection or a slot: to the oldest waiter still waiting,
+    /// else to the idle list (or free the slot). The lock is never held while
+    /// sending, since a refused handoff may come straight back here.
+    fn give_back(self: &Arc<Self>, mut handoff: Handoff) {
+        loop {
+            let waiter = {
+                let mut slots = lock(&self.slots);
+                match slots.waiters.pop_front() {
+                    Some(waiter) => waiter,
+                    None => {
+                        match handoff {
+                            Handoff::Conn(stream) if slots.idle.len() < self.settings.keepalive => {
+                                slots.idle.push(stream)
+                            }
+                            _ => slots.total -= 1,
+                        }
+                        return;
+                    }
+                }
+            };
+            let handed = Handed {
+                handoff: Some(handoff),
+                backend: self.clone(),
+            };
+            match waiter.send(handed) {
+                Ok(()) => return,
+                Err(returned) => handoff = returned.take(), // that one gave up
+            }
+        }
+    }
+
     async fn connect(&self) -> io::Result<BackendStream> {
         match BackendStream::connect(&self.addr, self.settings.connect_timeout).await {
             Ok(stream) => {
@@ -269,7 +309,7 @@ impl Backend {
         let handoff = match waiting {
             None => Handoff::Slot,
             Some(rx) => match tokio::time::timeout(wait, rx).await {
-                Ok(Ok(handoff)) => handoff,
+                Ok(Ok(handed)) => handed.take(),
                 // Timed out (our sender is skipped when its turn comes), or
                 // the pool went away.
                 _ => return Err(CheckoutError::Full),
@@ -391,18 +431,11 @@ impl Drop for PooledConn {
         let keep = self.reusable
             && (!backend.capacity_guessed.load(Ordering::Relaxed)
                 || backend.unanswered.load(Ordering::Relaxed) == 0);
-        let mut slots = lock(&backend.slots);
         let handoff = match self.stream.take() {
             Some(stream) if keep && backend.settings.keepalive > 0 => Handoff::Conn(stream),
             _ => Handoff::Slot,
         };
-        match slots.hand_over(handoff) {
-            None => {}
-            Some(Handoff::Conn(stream)) if slots.idle.len() < backend.settings.keepalive => {
-                slots.idle.push(stream)
-            }
-            Some(_) => slots.total -= 1,
-        }
+        backend.give_back(handoff);
     }
 }
 

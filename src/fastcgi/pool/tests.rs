@@ -262,3 +262,26 @@ async fn released_connections_are_kept_when_the_capacity_is_known() {
     c2.release();
     assert_eq!(b.idle_connections(), 2);
 }
+
+#[tokio::test]
+async fn a_connection_handed_to_a_waiter_that_gave_up_is_not_lost() {
+    let fake = testing::start(Options::default(), |_| answer("\r\n")).await;
+    let b = Backend::new(fake.addr.clone(), settings(1, Some(1)));
+    let c1 = b.checkout(Duration::from_secs(1)).await.unwrap();
+    let waiter = {
+        let b = b.clone();
+        tokio::spawn(async move { b.checkout(Duration::from_secs(5)).await.map(|_| ()) })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await; // queued behind c1
+                                                         // Handed over while the waiter has not run yet; then the waiter goes away
+                                                         // (its client left) without ever taking it.
+    c1.release();
+    waiter.abort();
+    let _ = waiter.await;
+    assert_eq!(b.open_connections(), 1, "the handed connection came back");
+    let again = tokio::time::timeout(Duration::from_secs(1), b.checkout(Duration::from_secs(1)))
+        .await
+        .expect("not stuck behind a lost slot")
+        .unwrap();
+    assert!(again.reused());
+}
