@@ -134,7 +134,15 @@ impl App {
         for _ in 0..=MAX_LOCAL_REDIRECTS {
             let path = paths::normalize(parts.uri.path())?;
             let reply = match self.router.route(&path) {
-                Route::Static => Reply::Response(static_files::handle(&parts, &path, ctx).await?),
+                Route::Static => {
+                    // A static file never reads a body, but one that was sent
+                    // must still be well framed (a bad chunk size is a 400,
+                    // RFC 9112 section 7.1) and within the limit.
+                    if parts.headers.contains_key(header::TRANSFER_ENCODING) {
+                        discard(&mut body).await?;
+                    }
+                    Reply::Response(static_files::handle(&parts, &path, ctx).await?)
+                }
                 Route::Cgi(i) => {
                     let template = redirect_template(&parts);
                     let reply = cgi::handle(&self.cgi, i, parts, body, &path, ctx).await?;
@@ -165,6 +173,15 @@ impl App {
         Err(Error::new(ErrorKind::TooManyRedirects, Side::Upstream)
             .with_cause(format!("more than {MAX_LOCAL_REDIRECTS} local redirects")))
     }
+}
+
+/// Read a request body to its end, keeping nothing: its framing and size
+/// errors become 400 and 413.
+async fn discard(body: &mut RequestBody) -> Result<(), Error> {
+    while let Some(frame) = body.frame().await {
+        frame.map_err(crate::gateway::spool::body_error)?;
+    }
+    Ok(())
 }
 
 /// Limits and sanity checks on the request head, before any handler runs.

@@ -346,7 +346,7 @@ fn duplicate_differing_content_length_is_400_and_closes() {
 fn bad_chunk_sizes_are_400_and_close() {
     let site = site();
     let mut requests = Vec::new();
-    for path in ["/cgi-bin/echo.sh", "/t/stdin"] {
+    for path in ["/cgi-bin/echo.sh", "/t/stdin", "/a.txt"] {
         for size in ["zz", "-1", "0x5", "ffffffffffffffffffff", " 5", "5 5"] {
             requests.push(
                 format!(
