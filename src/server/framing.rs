@@ -16,13 +16,9 @@
 //! head hyper never dispatches; the worst outcome is a 400 on the client's
 //! own connection, never a smuggled request.
 
-use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-
+use super::observed::{Observed, ReadObserver};
 use super::ConnTracker;
 
 /// Longest request-head line the scanner follows; past it, it stops (hyper
@@ -228,73 +224,36 @@ fn chunk_size(line: &[u8]) -> Option<u64> {
     u64::from_str_radix(digits, 16).ok()
 }
 
-/// A connection's plaintext stream, read through a [`FramingScanner`] that
-/// tells the connection's tracker which request head had both lengths.
-pub struct FramingIo<T> {
-    inner: T,
+/// The plaintext stream of a connection, fed through the scanner.
+pub type FramingIo<T> = Observed<T, FramingObserver>;
+
+/// Feeds a connection's reads to its scanner until the scanner stops, then
+/// records the flagged head (if any) with the tracker.
+pub struct FramingObserver {
     scanner: Option<FramingScanner>,
     tracker: Arc<ConnTracker>,
 }
 
-impl<T> FramingIo<T> {
-    pub fn new(inner: T, tracker: Arc<ConnTracker>) -> Self {
-        FramingIo {
-            inner,
+impl FramingObserver {
+    pub fn new(tracker: Arc<ConnTracker>) -> Self {
+        FramingObserver {
             scanner: Some(FramingScanner::default()),
             tracker,
         }
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for FramingIo<T> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let result = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if let Some(scanner) = this.scanner.as_mut() {
-            scanner.feed(&buf.filled()[before..]);
+impl ReadObserver for FramingObserver {
+    fn observe(&mut self, bytes: &[u8]) {
+        if let Some(scanner) = self.scanner.as_mut() {
+            scanner.feed(bytes);
             if scanner.is_off() {
                 if let Some(head) = scanner.flagged() {
-                    this.tracker.both_lengths_in(head);
+                    self.tracker.both_lengths_in(head);
                 }
-                this.scanner = None;
+                self.scanner = None;
             }
         }
-        result
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for FramingIo<T> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 

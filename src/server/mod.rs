@@ -9,6 +9,7 @@
 //! FastCGI backends stopped.
 
 mod framing;
+mod observed;
 mod tracker;
 
 use std::convert::Infallible;
@@ -25,7 +26,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 
-use framing::FramingIo;
+use framing::{FramingIo, FramingObserver};
 pub use tracker::ConnTracker;
 use tracker::{TrackedIo, Verdict};
 
@@ -336,7 +337,10 @@ impl Connection {
     where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let io = TokioIo::new(FramingIo::new(stream, tracker.clone()));
+        let io = TokioIo::new(FramingIo::new(
+            stream,
+            FramingObserver::new(tracker.clone()),
+        ));
         let app = self.app.clone();
         let conn_tracker = tracker.clone();
         let service = service_fn(move |req| {

@@ -8,14 +8,11 @@
 //! `header_read_timeout`; an idle keep-alive connection has
 //! `keepalive_timeout`.
 
-use std::io;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use super::observed::{Observed, ReadObserver};
 
 /// What a connection's watchdog should do now.
 #[derive(Debug, PartialEq, Eq)]
@@ -133,61 +130,12 @@ impl ConnTracker {
     }
 }
 
-/// An I/O stream that tells its tracker when bytes arrive.
-pub struct TrackedIo<T> {
-    inner: T,
-    tracker: Arc<ConnTracker>,
-}
+/// The socket as the tracker sees it: every read marks activity.
+pub type TrackedIo<T> = Observed<T, Arc<ConnTracker>>;
 
-impl<T> TrackedIo<T> {
-    pub fn new(inner: T, tracker: Arc<ConnTracker>) -> Self {
-        TrackedIo { inner, tracker }
-    }
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for TrackedIo<T> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let result = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            this.tracker.bytes_read();
-        }
-        result
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for TrackedIo<T> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+impl ReadObserver for Arc<ConnTracker> {
+    fn observe(&mut self, _bytes: &[u8]) {
+        self.bytes_read();
     }
 }
 
