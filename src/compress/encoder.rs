@@ -162,19 +162,7 @@ mod tests {
     use std::io::Read;
 
     use super::*;
-
-    pub(crate) fn decode(encoding: Encoding, data: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        match encoding {
-            Encoding::Gzip => flate2::read::GzDecoder::new(data)
-                .read_to_end(&mut out)
-                .unwrap(),
-            Encoding::Brotli => brotli::Decompressor::new(data, 4096)
-                .read_to_end(&mut out)
-                .unwrap(),
-        };
-        out
-    }
+    use crate::compress::tests::decode;
 
     fn text(len: usize) -> Vec<u8> {
         let words = ["alpha ", "beta ", "gamma\n", "delta ", "epsilon "];

@@ -6,7 +6,8 @@ use http_body_util::BodyExt;
 
 use super::*;
 
-fn decode(encoding: Encoding, data: &[u8]) -> Vec<u8> {
+/// Decode a gzip or brotli body (shared by the compression tests).
+pub(crate) fn decode(encoding: Encoding, data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     match encoding {
         Encoding::Gzip => flate2::read::GzDecoder::new(data)
