@@ -14,7 +14,7 @@ use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 
 use super::handle;
-use crate::config::{Config, Limits, LogTarget};
+use crate::config::Config;
 use crate::context::{ConnInfo, RequestCtx, RequestId};
 use crate::error::ErrorKind;
 
@@ -43,29 +43,10 @@ fn site() -> Site {
     std::fs::write(root.join("digits.txt"), b"0123456789").unwrap();
     std::fs::write(outside.join("secret.txt"), b"secret").unwrap();
     let config = Config {
-        listen: Vec::new(),
         server_name: "localhost".into(),
         document_root: Some(root.clone()),
         index: vec!["index.html".into(), "index.htm".into()],
-        serve_dotfiles: false,
-        directory_listing: false,
-        access_log: LogTarget::Off,
-        error_log: LogTarget::Off,
-        log_level: "info".into(),
-        shutdown_grace: Duration::from_secs(1),
-        limits: Limits {
-            max_request_body: 1 << 20,
-            max_header_bytes: 1 << 16,
-            max_uri_bytes: 8192,
-            header_read_timeout: Duration::from_secs(10),
-            keepalive_timeout: Duration::from_secs(75),
-        },
-        tls: None,
-        compression: Default::default(),
-        cache_control: Vec::new(),
-        cgi: Vec::new(),
-        fastcgi: Vec::new(),
-        run_as: Default::default(),
+        ..crate::gateway::testutil::config()
     };
     Site {
         _dir: dir,
