@@ -8,11 +8,16 @@
 //! pile onto a saturated backend.
 //!
 //! A backend whose capacity is guessed (php-fpm answers only
-//! FCGI_MPXS_CONNS, and the route sets no `max_conns`) can be oversubscribed: a php-fpm worker serves a
+//! FCGI_MPXS_CONNS, flup under Python 3 answers nothing, and the route sets
+//! no `max_conns`) can be oversubscribed: a php-fpm worker serves a
 //! kept-alive connection until it closes, so a new connection made while all
 //! workers are busy waits in the accept backlog behind our own idle ones. So
-//! while a new connection is still waiting for its first byte, released
-//! connections are closed instead of kept, which frees a worker to accept it.
+//! while a new connection has waited [`STALLED_AFTER`] for its first byte,
+//! released connections are closed instead of kept, which frees a worker to
+//! accept it. Not sooner: a backend with a thread per connection (flup)
+//! answers a new connection within milliseconds, and closing on every release
+//! while one is merely young made its pool churn (a connect, a thread and a
+//! close per request: flup ran at half its speed).
 //!
 //! A backend that refuses connections is marked down for a growing back-off
 //! (passive health); [`super::upstream`] skips it while it is.
@@ -37,6 +42,10 @@ pub const DEFAULT_CAPACITY: usize = 16;
 pub const CAPACITY_CEILING: usize = 128;
 /// How long FCGI_GET_VALUES may take at most.
 const VALUES_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a new connection may wait for its first byte before it is taken
+/// to be queued behind our own idle connections at a backend of guessed
+/// capacity.
+pub const STALLED_AFTER: Duration = Duration::from_millis(100);
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -119,8 +128,10 @@ pub struct Backend {
     health: Mutex<Health>,
     /// Requests holding or waiting for a connection (for balancing).
     pub(super) outstanding: AtomicUsize,
-    /// New connections whose request has had no answer yet.
+    /// New connections whose request has had no answer yet (the fast check)
+    /// and when each began waiting.
     unanswered: AtomicUsize,
+    unanswered_since: Mutex<Vec<Instant>>,
     /// True when neither the backend nor the route gave the capacity.
     capacity_guessed: AtomicBool,
 }
@@ -139,6 +150,7 @@ impl Backend {
             health: Mutex::default(),
             outstanding: AtomicUsize::new(0),
             unanswered: AtomicUsize::new(0),
+            unanswered_since: Mutex::default(),
             capacity_guessed: AtomicBool::new(false),
         })
     }
@@ -172,6 +184,15 @@ impl Backend {
         let n = slots.idle.len();
         slots.idle.clear();
         slots.total -= n;
+    }
+
+    /// True when a new connection has waited [`STALLED_AFTER`] or longer for
+    /// its first byte.
+    fn has_stalled_connection(&self) -> bool {
+        self.unanswered.load(Ordering::Relaxed) > 0
+            && lock(&self.unanswered_since)
+                .iter()
+                .any(|since| since.elapsed() >= STALLED_AFTER)
     }
 
     /// When a backend marked down may be tried again; `None` when it is up.
@@ -354,6 +375,7 @@ pub struct PooledConn {
     reused: bool,
     reusable: bool,
     awaiting_first_byte: AtomicBool,
+    awaiting_since: Instant,
 }
 
 impl PooledConn {
@@ -364,12 +386,16 @@ impl PooledConn {
             reused,
             reusable: false,
             awaiting_first_byte: AtomicBool::new(false),
+            awaiting_since: Instant::now(),
         }
     }
 
-    fn await_first_byte(&self) {
+    fn await_first_byte(&mut self) {
         if !self.awaiting_first_byte.swap(true, Ordering::Relaxed) {
-            self.backend().unanswered.fetch_add(1, Ordering::Relaxed);
+            self.awaiting_since = Instant::now();
+            let backend = self.backend();
+            lock(&backend.unanswered_since).push(self.awaiting_since);
+            backend.unanswered.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -392,6 +418,7 @@ impl PooledConn {
     pub fn split(&mut self) -> (&mut BackendStream, Answered<'_>) {
         let answered = Answered {
             flag: &self.awaiting_first_byte,
+            since: self.awaiting_since,
             backend: &self.ticket.0,
         };
         let stream = self
@@ -422,6 +449,7 @@ impl Drop for PooledConn {
         let backend = self.ticket.0.clone();
         Answered {
             flag: &self.awaiting_first_byte,
+            since: self.awaiting_since,
             backend: &backend,
         }
         .mark();
@@ -430,7 +458,7 @@ impl Drop for PooledConn {
         // (a connect and a close per request under load).
         let keep = self.reusable
             && (!backend.capacity_guessed.load(Ordering::Relaxed)
-                || backend.unanswered.load(Ordering::Relaxed) == 0);
+                || !backend.has_stalled_connection());
         let handoff = match self.stream.take() {
             Some(stream) if keep && backend.settings.keepalive > 0 => Handoff::Conn(stream),
             _ => Handoff::Slot,
@@ -442,12 +470,17 @@ impl Drop for PooledConn {
 /// Reports that a connection's request got its first byte of answer.
 pub struct Answered<'a> {
     flag: &'a AtomicBool,
+    since: Instant,
     backend: &'a Backend,
 }
 
 impl Answered<'_> {
     pub fn mark(&self) {
         if self.flag.swap(false, Ordering::Relaxed) {
+            let mut waiting = lock(&self.backend.unanswered_since);
+            if let Some(i) = waiting.iter().position(|&t| t == self.since) {
+                waiting.swap_remove(i);
+            }
             self.backend.unanswered.fetch_sub(1, Ordering::Relaxed);
         }
     }

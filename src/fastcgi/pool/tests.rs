@@ -118,7 +118,7 @@ async fn idle_connections_are_capped_by_keepalive() {
 }
 
 #[tokio::test]
-async fn released_connections_close_while_a_new_one_awaits_its_answer() {
+async fn released_connections_close_while_a_new_one_stalls() {
     // Capacity guessed: the backend does not report it, the route does not set it.
     let silent = Options {
         max_conns: None,
@@ -129,6 +129,7 @@ async fn released_connections_close_while_a_new_one_awaits_its_answer() {
     let mut c1 = b.checkout(Duration::from_secs(1)).await.unwrap();
     c1.split().1.mark();
     let c2 = b.checkout(Duration::from_secs(1)).await.unwrap();
+    tokio::time::sleep(STALLED_AFTER).await;
     c1.release();
     assert_eq!(
         b.idle_connections(),
@@ -137,6 +138,30 @@ async fn released_connections_close_while_a_new_one_awaits_its_answer() {
     );
     c2.release();
     assert_eq!(b.idle_connections(), 1);
+}
+
+#[tokio::test]
+async fn a_young_unanswered_connection_does_not_close_released_ones() {
+    let silent = Options {
+        max_conns: None,
+        ..Options::default()
+    };
+    let fake = testing::start(silent, |_| answer("\r\n")).await;
+    let b = Backend::new(fake.addr.clone(), settings(4, None));
+    let mut c1 = b.checkout(Duration::from_secs(1)).await.unwrap();
+    c1.split().1.mark();
+    let mut c2 = b.checkout(Duration::from_secs(1)).await.unwrap();
+    c1.release();
+    assert_eq!(
+        b.idle_connections(),
+        1,
+        "c2 has only just been opened: a thread-per-connection backend answers it soon"
+    );
+    // Answered, it no longer counts, however old it grows.
+    c2.split().1.mark();
+    tokio::time::sleep(STALLED_AFTER).await;
+    c2.release();
+    assert_eq!(b.idle_connections(), 2);
 }
 
 #[tokio::test]
