@@ -15,6 +15,9 @@ pub struct ConnInfo {
     pub local: SocketAddr,
     /// True for TLS listeners.
     pub secure: bool,
+    /// Plain TCP: file bodies of HTTP/1 responses may be read as the socket
+    /// takes them, through this lane ([`crate::late_file`]).
+    pub file_lane: Option<Arc<crate::late_file::Lane>>,
 }
 
 impl ConnInfo {
@@ -25,6 +28,7 @@ impl ConnInfo {
             peer: unspecified,
             local: unspecified,
             secure: false,
+            file_lane: None,
         }
     }
 

@@ -14,6 +14,7 @@ pub mod context;
 pub mod error;
 pub mod fastcgi;
 pub mod gateway;
+pub mod late_file;
 pub mod log;
 pub mod paths;
 pub mod privileges;

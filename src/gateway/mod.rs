@@ -54,6 +54,7 @@ pub(crate) mod testutil {
                 peer,
                 local,
                 secure,
+                file_lane: None,
             }),
             config: Arc::new(config),
         }

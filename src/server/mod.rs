@@ -32,6 +32,7 @@ use tracker::{TrackedIo, Verdict};
 
 use crate::config::{Config, ListenAddr};
 use crate::context::ConnInfo;
+use crate::late_file::{self, LateFileIo};
 use crate::log::AccessLog;
 use crate::service::App;
 use crate::tls::Tls;
@@ -247,7 +248,8 @@ impl Server {
 
 /// A stream from any kind of listener.
 enum Stream {
-    Tcp(tokio::net::TcpStream),
+    /// Plain TCP, with the lane its file bodies are sent through.
+    Tcp(tokio::net::TcpStream, Option<Arc<late_file::Lane>>),
     Unix(tokio::net::UnixStream),
     /// Accepted on a TLS listener, not yet handshaken.
     Tls(tokio::net::TcpStream, TlsAcceptor),
@@ -259,14 +261,18 @@ async fn accept(listener: &Listener) -> io::Result<(Stream, ConnInfo)> {
             let (stream, peer) = l.accept().await?;
             let _ = stream.set_nodelay(true);
             let local = stream.local_addr()?;
+            let (stream, lane) = match listener {
+                Listener::Tls(_, acceptor) => (Stream::Tls(stream, acceptor.clone()), None),
+                _ => {
+                    let lane = late_file::Lane::new();
+                    (Stream::Tcp(stream, lane.clone()), lane)
+                }
+            };
             let info = ConnInfo {
                 peer,
                 local,
                 secure: matches!(listener, Listener::Tls(..)),
-            };
-            let stream = match listener {
-                Listener::Tls(_, acceptor) => Stream::Tls(stream, acceptor.clone()),
-                _ => Stream::Tcp(stream),
+                file_lane: lane,
             };
             Ok((stream, info))
         }
@@ -287,7 +293,11 @@ impl Connection {
     async fn serve(mut self, stream: Stream, info: Arc<ConnInfo>) {
         let tracker = ConnTracker::new();
         match stream {
-            Stream::Tcp(s) => {
+            Stream::Tcp(s, Some(lane)) => {
+                let io = TrackedIo::new(LateFileIo::new(s, lane), tracker.clone());
+                self.serve_io(io, info, tracker).await;
+            }
+            Stream::Tcp(s, None) => {
                 let io = TrackedIo::new(s, tracker.clone());
                 self.serve_io(io, info, tracker).await;
             }

@@ -172,7 +172,9 @@ impl Encoded {
             // stream's is not (and may be left out: RFC 9110 section 8.6).
             (None, None) => (Some(len), Body::empty()),
             (Some(_), None) => (None, Body::empty()),
-            (None, Some(source)) => (Some(len), source.whole(len)),
+            // Sidecars are copied: they are small, and this keeps zero-copy
+            // bodies to one path.
+            (None, Some(source)) => (Some(len), source.whole(len, None)),
             (Some(level), Some(Source::Memory(bytes))) => {
                 let packed = compress::compress_all(self.encoding, level, &bytes)
                     .map_err(Error::internal)?;

@@ -41,11 +41,12 @@ pub mod validators;
 #[cfg(test)]
 mod tests;
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use http::header::{self, HeaderValue};
 use http::request::Parts;
-use http::{Method, Response, StatusCode};
+use http::{Method, Response, StatusCode, Version};
 
 use self::conditional::Outcome;
 use self::range::{Multipart, Plan};
@@ -54,6 +55,7 @@ use self::validators::Validators;
 use crate::body::Body;
 use crate::context::RequestCtx;
 use crate::error::{Error, ErrorKind};
+use crate::late_file::Lane;
 use crate::paths;
 
 /// The methods a static file answers, for `Allow`.
@@ -119,7 +121,7 @@ pub async fn handle(parts: &Parts, path: &str, ctx: &RequestCtx) -> Result<Respo
         Target::RedirectToSlash => redirect_to_slash(path, parts.uri.query()),
         Target::Listing(html) => listing(html, head),
         // 5, 6, 7
-        Target::File(file) => serve_form(parts, file, &encodings, &config.compression)?,
+        Target::File(file) => serve_form(parts, file, &encodings, ctx)?,
     };
     let status = response.status();
     cache_control::apply(&config.cache_control, path, status, response.headers_mut());
@@ -177,11 +179,18 @@ fn serve_form(
     parts: &Parts,
     file: OpenFile,
     encodings: &[crate::compress::Encoding],
-    compression: &crate::config::Compression,
+    ctx: &RequestCtx,
 ) -> Result<Response<Body>, Error> {
+    let compression = &ctx.config.compression;
     let varies = compress::varies(&file.url_path, compression);
+    // HTTP/2 frames body bytes itself: only HTTP/1 sends placeholders as is.
+    let lane = ctx
+        .conn
+        .file_lane
+        .as_ref()
+        .filter(|_| matches!(parts.version, Version::HTTP_10 | Version::HTTP_11));
     let mut response = match compress::choose(file, encodings, compression) {
-        compress::Choice::Identity(file) => serve_file(parts, file)?,
+        compress::Choice::Identity(file) => serve_file(parts, file, lane)?,
         compress::Choice::Encoded(encoded) => encoded.serve(parts)?,
     };
     if varies {
@@ -191,7 +200,11 @@ fn serve_form(
 }
 
 /// Steps 5 to 7 for an open regular file, as stored.
-fn serve_file(parts: &Parts, file: OpenFile) -> Result<Response<Body>, Error> {
+fn serve_file(
+    parts: &Parts,
+    file: OpenFile,
+    lane: Option<&Arc<Lane>>,
+) -> Result<Response<Body>, Error> {
     let v = &file.validators;
     let now = SystemTime::now();
     match conditional::evaluate(&parts.method, &parts.headers, v, now) {
@@ -218,7 +231,7 @@ fn serve_file(parts: &Parts, file: OpenFile) -> Result<Response<Body>, Error> {
         }
         Plan::Full => {
             headers.insert(header::CONTENT_TYPE, content_type);
-            let body = file.source.map(|s| s.whole(file.len));
+            let body = file.source.map(|s| s.whole(file.len, lane));
             (StatusCode::OK, file.len, body)
         }
         Plan::Single(range) => {
@@ -226,7 +239,7 @@ fn serve_file(parts: &Parts, file: OpenFile) -> Result<Response<Body>, Error> {
             let content_range =
                 HeaderValue::from_str(&range.content_range(file.len)).expect("digits");
             headers.insert(header::CONTENT_RANGE, content_range);
-            let body = file.source.map(|s| s.range(range));
+            let body = file.source.map(|s| s.range(range, lane));
             (StatusCode::PARTIAL_CONTENT, range.size(), body)
         }
         Plan::Multi(ranges) => {
@@ -234,7 +247,7 @@ fn serve_file(parts: &Parts, file: OpenFile) -> Result<Response<Body>, Error> {
             let multipart = Multipart::new(&ranges, file.len, part_type);
             let value = HeaderValue::from_str(&multipart.content_type).expect("ASCII boundary");
             headers.insert(header::CONTENT_TYPE, value);
-            let body = file.source.map(|s| s.pieces(multipart.pieces));
+            let body = file.source.map(|s| s.pieces(multipart.pieces, lane));
             (StatusCode::PARTIAL_CONTENT, multipart.len, body)
         }
     };

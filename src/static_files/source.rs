@@ -10,6 +10,7 @@ use futures_util::{stream, StreamExt};
 use super::file_stream::read_range;
 use super::range::{ByteRange, Piece};
 use crate::body::Body;
+use crate::late_file::{self, Lane};
 
 /// Files up to this size are read whole in the blocking step; it is also the
 /// chunk size of streamed files.
@@ -29,27 +30,41 @@ pub enum Source {
     File(std::fs::File),
 }
 
+/// `len` bytes of `file` from `first`: read as the socket takes it where the
+/// connection has a lane, else read in chunks.
+fn file_range(
+    file: Arc<std::fs::File>,
+    first: u64,
+    len: u64,
+    lane: Option<&Arc<Lane>>,
+) -> futures_util::stream::BoxStream<'static, std::io::Result<Bytes>> {
+    match lane {
+        Some(lane) => late_file::file_chunks(lane.clone(), file, first, len).boxed(),
+        None => read_range(file, first, len).boxed(),
+    }
+}
+
 impl Source {
     /// The whole file (`len` bytes).
-    pub fn whole(self, len: u64) -> Body {
+    pub fn whole(self, len: u64, lane: Option<&Arc<Lane>>) -> Body {
         match self {
             Source::Memory(bytes) => Body::full(bytes),
-            Source::File(file) => Body::stream(read_range(Arc::new(file), 0, len)),
+            Source::File(file) => Body::stream(file_range(Arc::new(file), 0, len, lane)),
         }
     }
 
     /// One range of the file.
-    pub fn range(self, range: ByteRange) -> Body {
+    pub fn range(self, range: ByteRange, lane: Option<&Arc<Lane>>) -> Body {
         match self {
             Source::Memory(bytes) => Body::full(slice(&bytes, range)),
             Source::File(file) => {
-                Body::stream(read_range(Arc::new(file), range.first, range.size()))
+                Body::stream(file_range(Arc::new(file), range.first, range.size(), lane))
             }
         }
     }
 
     /// Literal pieces and ranges of the file in order (a multipart body).
-    pub fn pieces(self, pieces: Vec<Piece>) -> Body {
+    pub fn pieces(self, pieces: Vec<Piece>, lane: Option<&Arc<Lane>>) -> Body {
         match self {
             Source::Memory(bytes) => {
                 let mut out = BytesMut::new();
@@ -63,10 +78,11 @@ impl Source {
             }
             Source::File(file) => {
                 let file = Arc::new(file);
+                let lane = lane.cloned();
                 let parts = stream::iter(pieces).flat_map(move |piece| match piece {
                     Piece::Literal(bytes) => stream::once(async move { Ok(bytes) }).boxed(),
                     Piece::File(range) => {
-                        read_range(file.clone(), range.first, range.size()).boxed()
+                        file_range(file.clone(), range.first, range.size(), lane.as_ref())
                     }
                 });
                 Body::stream(parts)
@@ -110,10 +126,10 @@ mod tests {
     async fn file_ranges_stream_the_right_bytes() {
         let (tmp, data) = big_file(3 * CHUNK + 17);
         let open = || Source::File(std::fs::File::open(tmp.path()).unwrap());
-        assert_eq!(collect(open().whole(data.len() as u64)).await, data);
+        assert_eq!(collect(open().whole(data.len() as u64, None)).await, data);
         let range = r(CHUNK as u64 - 3, 2 * CHUNK as u64 + 5);
         let expected = &data[range.first as usize..=range.last as usize];
-        assert_eq!(collect(open().range(range)).await, expected);
+        assert_eq!(collect(open().range(range, None)).await, expected);
     }
 
     #[tokio::test]
@@ -140,9 +156,12 @@ mod tests {
         expected.extend_from_slice(part(ranges[2]));
         expected.extend_from_slice(part(ranges[0]));
         let from_file = Source::File(std::fs::File::open(tmp.path()).unwrap());
-        assert_eq!(collect(from_file.pieces(pieces.clone())).await, expected);
+        assert_eq!(
+            collect(from_file.pieces(pieces.clone(), None)).await,
+            expected
+        );
         let from_memory = Source::Memory(Bytes::from(data.clone()));
-        assert_eq!(collect(from_memory.pieces(pieces)).await, expected);
+        assert_eq!(collect(from_memory.pieces(pieces, None)).await, expected);
     }
 
     #[test]

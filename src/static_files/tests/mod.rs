@@ -80,6 +80,7 @@ impl Site {
                 peer,
                 local: "127.0.0.1:8080".parse().unwrap(),
                 secure: false,
+                file_lane: None,
             }),
             config: Arc::new(self.config.clone()),
         }
