@@ -185,12 +185,21 @@ fn fifty_concurrent_requests() {
 }
 
 #[test]
-fn max_processes_gives_503() {
+fn max_processes_queues_for_queue_timeout_then_gives_503() {
     let opts = Options {
         max_processes: 1,
+        queue_timeout: "1s",
         ..Options::default()
     };
     let site = Site::with(&["sleep.py", "hello.py"], opts);
+    // A request queued behind a short one is answered once the slot frees.
+    let short_url = site.url("/cgi-bin/sleep.py?s=0.3&pidfile=short.pid");
+    let short = std::thread::spawn(move || client().get(short_url).send().unwrap().status());
+    site.pid_from("short.pid");
+    let queued = client().get(site.url("/cgi-bin/hello.py")).send().unwrap();
+    assert_eq!(queued.status(), 200);
+    assert_eq!(short.join().unwrap(), 200);
+    // Behind one that outlasts queue_timeout: 503 with Retry-After.
     let busy_url = site.url("/cgi-bin/sleep.py?s=6&pidfile=busy.pid");
     let busy = std::thread::spawn(move || client().get(busy_url).send().unwrap().status());
     site.pid_from("busy.pid");

@@ -103,6 +103,7 @@ cgi:
     dir: cgi
     timeout: {timeout}
     max_processes: {max_processes}
+    queue_timeout: 1s
     env: {{ SCRATCH: "{scratch}" }}
     pass_env: [PATH]
 {fastcgi}"#,

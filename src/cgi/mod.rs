@@ -6,7 +6,7 @@
 //!    spooled when it has none, so CONTENT_LENGTH is always exact;
 //! 3. build the environment ([`crate::gateway::env`]);
 //! 4. take one of the route's `max_processes` slots, waiting at most
-//!    [`QUEUE_WAIT`], else 503;
+//!    `queue_timeout` (in arrival order), else 503;
 //! 5. spawn the program in its own process group, a reaper task waiting on
 //!    it ([`process::spawn`]);
 //! 6. copy the body to its stdin in a task of its own;
@@ -45,10 +45,6 @@ use crate::reply::Reply;
 use self::process::{Live, Spawned, Tag};
 use self::script::Script;
 
-/// How long a request waits for a free process slot before 503. Short: a
-/// queue that forms behind `max_processes` is overload, and clients (and
-/// load balancers) do better with a quick 503 than a slow answer.
-pub const QUEUE_WAIT: Duration = Duration::from_secs(1);
 /// Read size for stdout (64 KiB, the pipe buffer size on Linux).
 const READ_CHUNK: usize = 64 * 1024;
 /// How long to wait for an exit status to explain a failure.
@@ -103,7 +99,12 @@ impl Runtime {
         if let Ok(permit) = sem.clone().try_acquire_owned() {
             return Ok(permit);
         }
-        let wait = QUEUE_WAIT.min(deadline.saturating_duration_since(Instant::now()));
+        // A queue rides out a burst (Apache queues without limit); one that
+        // lasts `queue_timeout` is overload, and a 503 with Retry-After
+        // serves the client better than a longer wait.
+        let wait = route
+            .queue_timeout
+            .min(deadline.saturating_duration_since(Instant::now()));
         match tokio::time::timeout(wait, sem.clone().acquire_owned()).await {
             Ok(Ok(permit)) => Ok(permit),
             _ => Err(

@@ -150,6 +150,7 @@ mod tests {
             ],
             timeout: Duration::from_secs(5),
             max_processes: 4,
+            queue_timeout: std::time::Duration::from_secs(10),
             env: Vec::new(),
             pass_env: Vec::new(),
             pass_authorization: false,

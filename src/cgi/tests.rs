@@ -38,6 +38,7 @@ fn fixture(scripts: &[(&str, &str)], tweak: impl FnOnce(&mut CgiRoute)) -> Fixtu
         interpreters: vec![(".py".into(), vec!["python3".into()])],
         timeout: Duration::from_secs(10),
         max_processes: 8,
+        queue_timeout: Duration::from_secs(10),
         env: vec![("ROUTE_VAR".into(), "from-route".into())],
         pass_env: vec!["PATH".into()],
         pass_authorization: false,
@@ -419,6 +420,7 @@ async fn max_processes_gives_503() {
         ],
         |r| {
             r.max_processes = 1;
+            r.queue_timeout = Duration::from_millis(300);
         },
     );
     let busy = fx.get("/cgi-bin/sleep");
@@ -432,7 +434,7 @@ async fn max_processes_gives_503() {
         _ = busy => panic!("the sleeper ended"),
         (reply, waited) = second => {
             assert_eq!(error_kind(reply), ErrorKind::Overloaded);
-            assert!(waited >= QUEUE_WAIT);
+            assert!(waited >= Duration::from_millis(300));
         }
     }
     // The sleeper's request future was dropped: its slot comes back.

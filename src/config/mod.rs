@@ -104,6 +104,9 @@ pub struct CgiRoute {
     pub interpreters: Vec<(String, Vec<String>)>,
     pub timeout: Duration,
     pub max_processes: usize,
+    /// How long a request waits for one of the `max_processes` slots
+    /// before 503.
+    pub queue_timeout: Duration,
     pub env: Vec<(String, String)>,
     pub pass_env: Vec<String>,
     pub pass_authorization: bool,

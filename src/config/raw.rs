@@ -92,6 +92,7 @@ pub struct RawCgi {
     pub interpreters: Option<Pairs<Spanned<String>, Spanned<Command>>>,
     pub timeout: Option<Spanned<UnitScalar>>,
     pub max_processes: Option<Spanned<u64>>,
+    pub queue_timeout: Option<Spanned<UnitScalar>>,
     pub env: Option<Pairs<Spanned<String>, String>>,
     pub pass_env: Option<Vec<Spanned<String>>>,
     pub pass_authorization: Option<bool>,

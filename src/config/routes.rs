@@ -91,12 +91,19 @@ impl Validator {
             route.max_processes.as_ref(),
             64,
         );
+        let queue_timeout = self.duration(
+            &format!("{key}.queue_timeout"),
+            route.queue_timeout.as_ref(),
+            10_000,
+            true,
+        );
         let route = CgiRoute {
             prefix: prefix?,
             dir: dir?,
             interpreters,
             timeout,
             max_processes,
+            queue_timeout,
             env,
             pass_env,
             pass_authorization: route.pass_authorization.unwrap_or(false),
@@ -435,6 +442,7 @@ fn cgi_route_defaults(prefix: String, dir: PathBuf) -> CgiRoute {
         interpreters: default_interpreters(),
         timeout: Duration::from_secs(60),
         max_processes: 64,
+        queue_timeout: Duration::from_secs(10),
         env: Vec::new(),
         pass_env: DEFAULT_PASS_ENV.iter().map(|s| (*s).to_owned()).collect(),
         pass_authorization: false,

@@ -103,6 +103,7 @@ fn builtin_defaults_add_cgi_bin_when_it_exists() {
     );
     assert_eq!(cgi.timeout, Duration::from_secs(60));
     assert_eq!(cgi.max_processes, 64);
+    assert_eq!(cgi.queue_timeout, Duration::from_secs(10));
     assert!(cgi.env.is_empty());
     assert_eq!(cgi.pass_env, vec!["PATH", "LANG", "TZ"]);
     assert!(!cgi.pass_authorization);
@@ -163,6 +164,7 @@ cgi:
       .rb: [ruby, -w]
     timeout: 5m
     max_processes: 3
+    queue_timeout: 0s
     env: {APP_MODE: test, ZONE: "1"}
     pass_env: [PATH, HOME]
     pass_authorization: true
@@ -240,6 +242,7 @@ fn every_key_is_parsed() {
     );
     assert_eq!(cgi[0].timeout, Duration::from_secs(300));
     assert_eq!(cgi[0].max_processes, 3);
+    assert_eq!(cgi[0].queue_timeout, Duration::ZERO);
     assert_eq!(
         cgi[0].env,
         vec![
@@ -802,9 +805,10 @@ fn cgi_route_errors() {
     // Every problem of one route at once.
     let errs = errors(
         &tmp,
-        "cgi:\n  - prefix: ''\n    dir: nope\n    timeout: 1\n    max_processes: 0\n",
+        "cgi:\n  - prefix: ''\n    dir: nope\n    timeout: 1\n    max_processes: 0\n    queue_timeout: soon\n",
     );
-    assert_eq!(errs.errors.len(), 4, "{errs}");
+    assert_eq!(errs.errors.len(), 5, "{errs}");
+    assert!(errs.to_string().contains("queue_timeout"), "{errs}");
     // `interpreters: {}` means none: every program must be executable.
     let c = load(
         &tmp,

@@ -17,6 +17,7 @@ use crate::support::{repo_dir, TestServer};
 pub struct Options {
     pub timeout: &'static str,
     pub max_processes: usize,
+    pub queue_timeout: &'static str,
     pub pass_authorization: bool,
     pub interpreters: &'static str,
     pub extra_yaml: &'static str,
@@ -27,6 +28,7 @@ impl Default for Options {
         Options {
             timeout: "20s",
             max_processes: 64,
+            queue_timeout: "10s",
             pass_authorization: false,
             interpreters: "{ .py: python3, .sh: sh }",
             extra_yaml: "",
@@ -63,7 +65,7 @@ impl Site {
              access_log: \"off\"\n\
              {grace}{extra}\n\
              cgi:\n  - prefix: /cgi-bin/\n    dir: cgi\n    interpreters: {interp}\n    \
-             timeout: {timeout}\n    max_processes: {max}\n    \
+             timeout: {timeout}\n    max_processes: {max}\n    queue_timeout: {queue}\n    \
              env: {{ CGI_SCRATCH_DIR: \"{scratch}\" }}\n    pass_env: [PATH, LANG]\n    \
              pass_authorization: {auth}\n",
             grace = if opts.extra_yaml.contains("shutdown_grace:") {
@@ -75,6 +77,7 @@ impl Site {
             interp = opts.interpreters,
             timeout = opts.timeout,
             max = opts.max_processes,
+            queue = opts.queue_timeout,
             scratch = scratch.display(),
             auth = opts.pass_authorization,
         );
