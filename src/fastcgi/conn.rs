@@ -257,7 +257,7 @@ async fn attempt(
     req: &mut Request,
     tx: &mpsc::Sender<Event>,
 ) -> Outcome {
-    let (read_half, mut write_half) = tokio::io::split(stream);
+    let (read_half, mut write_half) = stream.split();
     let mut records = FramedRead::new(read_half, RecordCodec);
     let progress = Progress {
         last: Mutex::new(Instant::now()),
