@@ -48,8 +48,9 @@ use crate::context::RequestCtx;
 ///
 /// Both borrow from the request head, the connection, the script and the
 /// options wherever the text is already there; only what had to be computed
-/// (numbers, addresses, joined header values, `HTTP_*` names) is owned. A
-/// request's variables thus cost a handful of allocations, not two each.
+/// (numbers, addresses, joined header values, `HTTP_*` names other than
+/// the common ones) is owned. A request's variables thus cost a handful of
+/// allocations, not two each.
 pub type Var<'a> = (Cow<'a, str>, Cow<'a, [u8]>);
 
 /// The script a request was mapped to.
@@ -241,7 +242,14 @@ pub fn header_vars<'a>(vars: &mut Vec<Var<'a>>, parts: &'a Parts, pass_authoriza
                 Cow::Owned(joined)
             }
         };
-        vars.push((Cow::Owned(http_var_name(lower)), value));
+        let var_name = COMMON_HTTP_VARS
+            .iter()
+            .find(|(header, _)| *header == lower)
+            .map_or_else(
+                || Cow::Owned(http_var_name(lower)),
+                |(_, var)| Cow::Borrowed(*var),
+            );
+        vars.push((var_name, value));
     }
     if !headers.contains_key(HOST) {
         if let Some(authority) = parts.uri.authority() {
@@ -252,6 +260,31 @@ pub fn header_vars<'a>(vars: &mut Vec<Var<'a>>, parts: &'a Parts, pass_authoriza
         }
     }
 }
+
+/// The `HTTP_*` names of headers most requests carry, written out so that
+/// they need not be built for every request (a test checks them against
+/// [`http_var_name`]).
+const COMMON_HTTP_VARS: &[(&str, &str)] = &[
+    ("host", "HTTP_HOST"),
+    ("user-agent", "HTTP_USER_AGENT"),
+    ("accept", "HTTP_ACCEPT"),
+    ("accept-encoding", "HTTP_ACCEPT_ENCODING"),
+    ("accept-language", "HTTP_ACCEPT_LANGUAGE"),
+    ("connection", "HTTP_CONNECTION"),
+    ("cookie", "HTTP_COOKIE"),
+    ("referer", "HTTP_REFERER"),
+    ("origin", "HTTP_ORIGIN"),
+    ("cache-control", "HTTP_CACHE_CONTROL"),
+    ("if-modified-since", "HTTP_IF_MODIFIED_SINCE"),
+    ("if-none-match", "HTTP_IF_NONE_MATCH"),
+    (
+        "upgrade-insecure-requests",
+        "HTTP_UPGRADE_INSECURE_REQUESTS",
+    ),
+    ("x-forwarded-for", "HTTP_X_FORWARDED_FOR"),
+    ("x-forwarded-proto", "HTTP_X_FORWARDED_PROTO"),
+    ("x-requested-with", "HTTP_X_REQUESTED_WITH"),
+];
 
 fn http_var_name(header: &str) -> String {
     let mut name = String::with_capacity(5 + header.len());

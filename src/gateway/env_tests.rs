@@ -399,7 +399,8 @@ fn only_computed_values_are_owned() {
         Request::get("/cgi-bin/env.py?a=1")
             .header("host", "example.org")
             .header("accept", "text/html")
-            .header("accept", "text/plain"),
+            .header("accept", "text/plain")
+            .header("x-custom", "1"),
     );
     let extra = vec![("APP_ENV".to_owned(), "demo".to_owned())];
     let o = EnvOptions {
@@ -424,7 +425,17 @@ fn only_computed_values_are_owned() {
             "HTTP_ACCEPT"
         ]
     );
-    assert!(vars
+    let owned_names: Vec<&str> = vars
         .iter()
-        .all(|(n, _)| matches!(n, Cow::Borrowed(_)) || n.starts_with("HTTP_")));
+        .filter(|(n, _)| matches!(n, Cow::Owned(_)))
+        .map(|(n, _)| n.as_ref())
+        .collect();
+    assert_eq!(owned_names, ["HTTP_X_CUSTOM"]);
+}
+
+#[test]
+fn common_http_names_follow_the_rule() {
+    for (header, var) in COMMON_HTTP_VARS {
+        assert_eq!(http_var_name(header), *var);
+    }
 }
