@@ -182,13 +182,13 @@ pub async fn handle(
 }
 
 /// Step 3: the RFC 3875 variables for this program.
-fn environment(
-    parts: &Parts,
-    ctx: &RequestCtx,
-    route: &CgiRoute,
-    script: &Script,
+fn environment<'a>(
+    parts: &'a Parts,
+    ctx: &'a RequestCtx,
+    route: &'a CgiRoute,
+    script: &'a Script,
     content_length: Option<u64>,
-) -> Vec<env::Var> {
+) -> Vec<env::Var<'a>> {
     env::build(
         parts,
         ctx,

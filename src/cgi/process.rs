@@ -217,7 +217,7 @@ fn resolve_program(program: &OsStr, path: Option<&OsStr>) -> PathBuf {
 /// the child has exited, and kills the group at `deadline` if it still runs.
 pub fn spawn(
     script: &Script,
-    env: &[Var],
+    env: &[Var<'_>],
     pass_env: &[String],
     deadline: Instant,
     permit: OwnedSemaphorePermit,
@@ -253,7 +253,7 @@ pub fn spawn(
     for (name, value) in env {
         // An environment string cannot hold NUL; nothing we build has one.
         if !value.contains(&0) && !name.contains(['=', '\0']) {
-            cmd.env(name, OsStr::from_bytes(value));
+            cmd.env(name.as_ref(), OsStr::from_bytes(value));
         }
     }
     let mut child = cmd.spawn()?;

@@ -65,17 +65,19 @@ pub enum Failure {
 
 /// A request ready to be sent: its params encoded, the start of its body read.
 pub struct Request {
-    /// The PARAMS stream including its terminating empty record.
-    params: BytesMut,
-    /// STDIN records for the body bytes read so far (and the empty STDIN
-    /// record when the body is complete).
-    stdin_head: BytesMut,
+    /// BEGIN_REQUEST, the PARAMS stream and STDIN records for the body bytes
+    /// read so far (and the empty STDIN record once the body is complete):
+    /// the first write of every attempt.
+    head: BytesMut,
+    /// Where STDIN starts in `head`.
+    stdin_start: usize,
     /// The body still to read; `None` once it has been read to the end.
     body: Option<RequestBody>,
     pub read_timeout: Duration,
     pub id: RequestId,
-    /// Ask for FCGI_KEEP_CONN (the route keeps idle connections).
-    pub keep_conn: bool,
+    /// Ask for FCGI_KEEP_CONN (the route keeps idle connections); already
+    /// encoded in `head`.
+    keep_conn: bool,
 }
 
 impl Request {
@@ -90,12 +92,19 @@ impl Request {
     ) -> Result<Self, Failure>
     where
         I: IntoIterator<Item = (&'a [u8], &'a [u8])>,
+        I::IntoIter: Clone,
     {
-        let mut buf = BytesMut::new();
-        params::params_records(&mut buf, REQUEST_ID, params);
+        let params = params.into_iter();
+        // Room for BEGIN_REQUEST, the params and the empty STDIN record: a
+        // request without a body is encoded without growing it.
+        let mut head = BytesMut::with_capacity(
+            record::BEGIN_REQUEST_LEN + params::stream_len(params.clone()) + record::record_len(0),
+        );
+        record::put_begin_request(&mut head, REQUEST_ID, keep_conn);
+        params::params_records(&mut head, REQUEST_ID, params);
         let mut req = Request {
-            params: buf,
-            stdin_head: BytesMut::new(),
+            stdin_start: head.len(),
+            head,
             body,
             read_timeout,
             id,
@@ -107,7 +116,7 @@ impl Request {
 
     fn prefetch(&mut self) -> Result<(), Failure> {
         while let Some(body) = self.body.as_mut() {
-            if self.stdin_head.len() >= PREFETCH_LIMIT {
+            if self.head.len() - self.stdin_start >= PREFETCH_LIMIT {
                 break;
             }
             match body.frame().now_or_never() {
@@ -116,24 +125,15 @@ impl Request {
                 Some(Some(Err(err))) => return Err(Failure::Body(err)),
                 Some(Some(Ok(frame))) => {
                     if let Ok(data) = frame.into_data() {
-                        record::put_stream(&mut self.stdin_head, kind::STDIN, REQUEST_ID, &data);
+                        record::put_stream(&mut self.head, kind::STDIN, REQUEST_ID, &data);
                     }
                 }
             }
         }
         if self.body.is_none() {
-            record::put_record(&mut self.stdin_head, kind::STDIN, REQUEST_ID, b"");
+            record::put_record(&mut self.head, kind::STDIN, REQUEST_ID, b"");
         }
         Ok(())
-    }
-
-    /// BEGIN_REQUEST, PARAMS and the body read so far, as one buffer.
-    fn head(&self) -> BytesMut {
-        let mut buf = BytesMut::with_capacity(16 + self.params.len() + self.stdin_head.len());
-        record::put_begin_request(&mut buf, REQUEST_ID, self.keep_conn);
-        buf.extend_from_slice(&self.params);
-        buf.extend_from_slice(&self.stdin_head);
-        buf
     }
 }
 
@@ -257,7 +257,7 @@ async fn attempt(
     req: &mut Request,
     tx: &mpsc::Sender<Event>,
 ) -> Outcome {
-    let (read_half, mut write_half) = tokio::io::split(stream);
+    let (read_half, mut write_half) = stream.split();
     let mut records = FramedRead::new(read_half, RecordCodec);
     let progress = Progress {
         last: Mutex::new(Instant::now()),
@@ -265,8 +265,7 @@ async fn attempt(
         body_consumed: AtomicBool::new(false),
     };
     let (read_timeout, id) = (req.read_timeout, req.id);
-    let head = req.head();
-    let writer = write_request(&mut write_half, &head, req, &progress);
+    let writer = write_request(&mut write_half, req, &progress);
     let reader = read_response(&mut records, tx, &progress, &answered, read_timeout, id);
     tokio::pin!(writer, reader);
     let mut written = None;
@@ -313,11 +312,10 @@ async fn attempt(
 /// of the body as it arrives, then the empty STDIN record.
 async fn write_request<W: AsyncWrite + Unpin>(
     out: &mut W,
-    head: &[u8],
     req: &mut Request,
     progress: &Progress,
 ) -> WriteEnd {
-    if let Err(err) = out.write_all(head).await {
+    if let Err(err) = out.write_all(&req.head).await {
         return WriteEnd::Backend(err);
     }
     progress.touch();
@@ -347,7 +345,7 @@ async fn write_request<W: AsyncWrite + Unpin>(
     buf.clear();
     record::put_record(&mut buf, kind::STDIN, REQUEST_ID, b"");
     // Were this attempt retried, its first write must now end STDIN.
-    req.stdin_head.extend_from_slice(&buf);
+    req.head.extend_from_slice(&buf);
     match out.write_all(&buf).await {
         Ok(()) => WriteEnd::Done,
         Err(err) => WriteEnd::Backend(err),

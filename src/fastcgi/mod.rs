@@ -35,6 +35,7 @@ pub mod values;
 #[cfg(test)]
 mod testing;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
@@ -187,7 +188,7 @@ pub async fn handle(
     // 5
     let conn = upstream.checkout(config.connect_timeout).await?;
     let req = conn::Request::new(
-        vars.iter().map(|(n, v)| (n.as_bytes(), v.as_slice())),
+        vars.iter().map(|(n, v)| (n.as_bytes(), v.as_ref())),
         body,
         config.read_timeout,
         ctx.id,
@@ -244,13 +245,13 @@ async fn settle_body(
 }
 
 /// RFC 3875 variables plus what FastCGI applications expect.
-fn params(
-    parts: &Parts,
-    ctx: &RequestCtx,
-    route: &FastCgiRoute,
-    target: &script::Script,
+fn params<'a>(
+    parts: &'a Parts,
+    ctx: &'a RequestCtx,
+    route: &'a FastCgiRoute,
+    target: &'a script::Script,
     content_length: Option<u64>,
-) -> Vec<env::Var> {
+) -> Vec<env::Var<'a>> {
     let info = env::ScriptInfo {
         script_name: &target.script_name,
         path_info: target.path_info.as_deref(),
@@ -270,7 +271,7 @@ fn params(
     // php-cgi refuses to run without it (its `cgi.force_redirect` guard);
     // a route param of the same name wins.
     if !vars.iter().any(|(n, _)| n == "REDIRECT_STATUS") {
-        vars.push(("REDIRECT_STATUS".to_string(), b"200".to_vec()));
+        vars.push((Cow::Borrowed("REDIRECT_STATUS"), Cow::Borrowed(b"200")));
     }
     vars
 }

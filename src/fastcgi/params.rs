@@ -16,7 +16,7 @@ use std::io;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::record::{self, kind, MAX_CONTENT};
+use super::record::{self, kind, OpenRecord, MAX_CONTENT};
 
 /// Largest length the four-byte form can carry.
 const MAX_LEN: usize = 0x7fff_ffff;
@@ -48,27 +48,60 @@ pub fn put_pair(buf: &mut BytesMut, name: &[u8], value: &[u8]) {
 
 /// Append the whole PARAMS stream for `request_id` to `buf`: the pairs in
 /// records of at most 65,535 bytes, each pair inside one record when it fits,
-/// then the empty PARAMS record that ends the stream.
+/// then the empty PARAMS record that ends the stream. The pairs are written
+/// straight into `buf`; size it with [`stream_len`] first and it never grows.
 pub fn params_records<'a, I>(buf: &mut BytesMut, request_id: u16, pairs: I)
 where
     I: IntoIterator<Item = (&'a [u8], &'a [u8])>,
 {
-    let mut pending = BytesMut::new();
+    let mut open: Option<OpenRecord> = None;
     for (name, value) in pairs {
         let len = pair_len(name, value);
-        if !pending.is_empty() && pending.len() + len > MAX_CONTENT {
-            record::put_record(buf, kind::PARAMS, request_id, &pending);
-            pending.clear();
+        if let Some(full) = open.take_if(|record| record.content_len(buf) + len > MAX_CONTENT) {
+            full.finish(buf);
         }
-        put_pair(&mut pending, name, value);
-        if pending.len() > MAX_CONTENT {
+        if len > MAX_CONTENT {
             // One pair larger than a record: the only case that must straddle.
-            record::put_stream(buf, kind::PARAMS, request_id, &pending);
-            pending.clear();
+            let mut pair = BytesMut::with_capacity(len);
+            put_pair(&mut pair, name, value);
+            record::put_stream(buf, kind::PARAMS, request_id, &pair);
+            continue;
+        }
+        if open.is_none() {
+            open = Some(OpenRecord::begin(buf, kind::PARAMS, request_id));
+        }
+        put_pair(buf, name, value);
+    }
+    if let Some(last) = open {
+        last.finish(buf);
+    }
+    record::put_record(buf, kind::PARAMS, request_id, b"");
+}
+
+/// Bytes [`params_records`] appends for `pairs`: the same packing, counted.
+pub fn stream_len<'a, I>(pairs: I) -> usize
+where
+    I: IntoIterator<Item = (&'a [u8], &'a [u8])>,
+{
+    let mut total = 0;
+    // Content of the record being filled; 0 when none is (no pair is empty).
+    let mut open = 0;
+    for (name, value) in pairs {
+        let len = pair_len(name, value);
+        if open > 0 && open + len > MAX_CONTENT {
+            total += record::record_len(open);
+            open = 0;
+        }
+        if len > MAX_CONTENT {
+            total += record::stream_len(len);
+        } else {
+            open += len;
         }
     }
-    record::put_stream(buf, kind::PARAMS, request_id, &pending);
-    record::put_record(buf, kind::PARAMS, request_id, b"");
+    if open > 0 {
+        total += record::record_len(open);
+    }
+    total + record::record_len(0)
 }
 
 fn get_len(src: &[u8], pos: &mut usize) -> io::Result<usize> {
@@ -122,6 +155,23 @@ mod tests {
         out
     }
 
+    /// The PARAMS stream for `pairs` in a buffer sized by [`stream_len`],
+    /// checking that it was exactly right.
+    fn sized_params<'a, I>(pairs: I) -> BytesMut
+    where
+        I: IntoIterator<Item = (&'a [u8], &'a [u8])>,
+        I::IntoIter: Clone,
+    {
+        let pairs = pairs.into_iter();
+        let len = stream_len(pairs.clone());
+        let mut buf = BytesMut::with_capacity(len);
+        let capacity = buf.capacity();
+        params_records(&mut buf, 1, pairs);
+        assert_eq!(buf.len(), len);
+        assert_eq!(buf.capacity(), capacity, "the buffer was grown");
+        buf
+    }
+
     #[test]
     fn short_and_long_lengths() {
         let long = vec![b'v'; 300];
@@ -153,12 +203,8 @@ mod tests {
         let values: Vec<(String, Vec<u8>)> = (0..40)
             .map(|i| (format!("HTTP_X_{i}"), vec![b'a' + (i % 26) as u8; 2048]))
             .collect();
-        let mut buf = BytesMut::new();
-        params_records(
-            &mut buf,
-            1,
-            values.iter().map(|(n, v)| (n.as_bytes(), v.as_slice())),
-        );
+        let pairs = || values.iter().map(|(n, v)| (n.as_bytes(), v.as_slice()));
+        let buf = sized_params(pairs());
         let recs = records(buf);
         assert!(recs.len() >= 3, "two data records and the empty one");
         assert!(recs.last().unwrap().content.is_empty());
@@ -178,8 +224,7 @@ mod tests {
     #[test]
     fn one_pair_larger_than_a_record_straddles() {
         let huge = vec![b'z'; 100_000];
-        let mut buf = BytesMut::new();
-        params_records(&mut buf, 1, [(&b"BIG"[..], &huge[..]), (b"AFTER", b"x")]);
+        let buf = sized_params([(&b"BIG"[..], &huge[..]), (b"AFTER", b"x")]);
         let recs = records(buf);
         let joined: Vec<u8> = recs.iter().flat_map(|r| r.content.to_vec()).collect();
         let pairs = decode_pairs(&Bytes::from(joined)).unwrap();
@@ -190,11 +235,25 @@ mod tests {
 
     #[test]
     fn no_params_is_just_the_terminator() {
-        let mut buf = BytesMut::new();
-        params_records(&mut buf, 1, std::iter::empty());
+        let buf = sized_params(std::iter::empty());
         let recs = records(buf);
         assert_eq!(recs.len(), 1);
         assert!(recs[0].content.is_empty());
+    }
+
+    #[test]
+    fn records_fill_up_to_the_limit() {
+        // Pairs of 6 + value bytes: A and B fill a record exactly, C starts
+        // the next one, and D, exactly a record's size, one of its own.
+        let a = vec![b'a'; 32_761];
+        let b = vec![b'b'; 32_762];
+        let d = vec![b'd'; MAX_CONTENT - 6];
+        let pairs = [(&b"A"[..], &a[..]), (b"B", &b), (b"C", &a), (b"D", &d)];
+        let sizes: Vec<usize> = records(sized_params(pairs))
+            .iter()
+            .map(|r| r.content.len())
+            .collect();
+        assert_eq!(sizes, [MAX_CONTENT, 32_767, MAX_CONTENT, 0]);
     }
 
     #[test]

@@ -91,19 +91,83 @@ fn padding_for(len: usize) -> usize {
     (8 - len % 8) % 8
 }
 
+/// Bytes a record with `content_len` bytes of content takes, padding included.
+pub fn record_len(content_len: usize) -> usize {
+    HEADER_LEN + content_len + padding_for(content_len)
+}
+
+/// Bytes [`put_stream`] appends for `data_len` bytes of data.
+pub fn stream_len(data_len: usize) -> usize {
+    let rest = data_len % MAX_CONTENT;
+    data_len / MAX_CONTENT * record_len(MAX_CONTENT) + if rest > 0 { record_len(rest) } else { 0 }
+}
+
+fn header(kind: u8, request_id: u16, content_len: usize, padding: usize) -> [u8; HEADER_LEN] {
+    let [id_hi, id_lo] = request_id.to_be_bytes();
+    let [len_hi, len_lo] = (content_len as u16).to_be_bytes();
+    [
+        VERSION_1,
+        kind,
+        id_hi,
+        id_lo,
+        len_hi,
+        len_lo,
+        padding as u8,
+        0,
+    ]
+}
+
 /// Append one record to `buf`. `content` must fit in one record.
 pub fn put_record(buf: &mut BytesMut, kind: u8, request_id: u16, content: &[u8]) {
     assert!(content.len() <= MAX_CONTENT, "record content too long");
     let padding = padding_for(content.len());
     buf.reserve(HEADER_LEN + content.len() + padding);
-    buf.put_u8(VERSION_1);
-    buf.put_u8(kind);
-    buf.put_u16(request_id);
-    buf.put_u16(content.len() as u16);
-    buf.put_u8(padding as u8);
-    buf.put_u8(0);
+    buf.put_slice(&header(kind, request_id, content.len(), padding));
     buf.put_slice(content);
     buf.put_bytes(0, padding);
+}
+
+/// A record whose content is written straight into the buffer after its
+/// header, rather than gathered elsewhere and copied in: the header is
+/// completed by [`OpenRecord::finish`] once the content is known.
+#[must_use = "a record must be finished to get its length"]
+pub struct OpenRecord {
+    start: usize,
+    kind: u8,
+    request_id: u16,
+}
+
+impl OpenRecord {
+    /// Append a header whose length is still to be filled in.
+    pub fn begin(buf: &mut BytesMut, kind: u8, request_id: u16) -> Self {
+        let start = buf.len();
+        buf.put_slice(&header(kind, request_id, 0, 0));
+        OpenRecord {
+            start,
+            kind,
+            request_id,
+        }
+    }
+
+    /// Content bytes appended so far.
+    pub fn content_len(&self, buf: &BytesMut) -> usize {
+        buf.len() - self.start - HEADER_LEN
+    }
+
+    /// Fill in the header and append the padding. The content must fit in
+    /// one record.
+    pub fn finish(self, buf: &mut BytesMut) {
+        let len = self.content_len(buf);
+        assert!(len <= MAX_CONTENT, "record content too long");
+        let padding = padding_for(len);
+        buf[self.start..self.start + HEADER_LEN].copy_from_slice(&header(
+            self.kind,
+            self.request_id,
+            len,
+            padding,
+        ));
+        buf.put_bytes(0, padding);
+    }
 }
 
 /// Append `data` as a stream (PARAMS, STDIN, ...) cut into records of at most
@@ -114,6 +178,9 @@ pub fn put_stream(buf: &mut BytesMut, kind: u8, request_id: u16, data: &[u8]) {
         put_record(buf, kind, request_id, chunk);
     }
 }
+
+/// Length of a BEGIN_REQUEST record.
+pub const BEGIN_REQUEST_LEN: usize = HEADER_LEN + 8;
 
 /// Append a BEGIN_REQUEST record for the Responder role (section 5.1).
 pub fn put_begin_request(buf: &mut BytesMut, request_id: u16, keep_conn: bool) {
@@ -280,10 +347,38 @@ mod tests {
     }
 
     #[test]
+    fn open_records_match_put_record() {
+        for len in [0usize, 1, 7, 8, 9, 1000, MAX_CONTENT] {
+            let content = vec![b'x'; len];
+            let mut whole = BytesMut::new();
+            put_record(&mut whole, kind::PARAMS, 3, &content);
+            assert_eq!(whole.len(), record_len(len));
+            let mut buf = BytesMut::new();
+            let record = OpenRecord::begin(&mut buf, kind::PARAMS, 3);
+            buf.put_slice(&content);
+            assert_eq!(record.content_len(&buf), len);
+            record.finish(&mut buf);
+            assert_eq!(buf, whole, "len {len}");
+        }
+        for len in [
+            0usize,
+            1,
+            MAX_CONTENT,
+            MAX_CONTENT + 1,
+            MAX_CONTENT * 2 + 10,
+        ] {
+            let mut buf = BytesMut::new();
+            put_stream(&mut buf, kind::STDIN, 1, &vec![0; len]);
+            assert_eq!(buf.len(), stream_len(len), "len {len}");
+        }
+    }
+
+    #[test]
     fn begin_request_layout() {
         let mut buf = BytesMut::new();
         put_begin_request(&mut buf, 1, true);
         assert_eq!(&buf[..], &[1, 1, 0, 1, 0, 8, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0]);
+        assert_eq!(buf.len(), BEGIN_REQUEST_LEN);
         buf.clear();
         put_begin_request(&mut buf, 1, false);
         assert_eq!(buf[10], 0);

@@ -16,6 +16,7 @@
 //! neither matches `\.php` nor splits there (CVE-2026-24895: a look-alike dot
 //! that lower-casing turned into a PHP extension while byte offsets moved).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::config::{FastCgiRoute, RouteMatch};
@@ -93,7 +94,14 @@ fn split(route: &FastCgiRoute, path: &str) -> (String, Option<String>) {
 
 fn under(base: Option<&Path>, script_name: &str) -> PathBuf {
     match base {
-        Some(root) => root.join(script_name.trim_start_matches('/')),
+        Some(root) => {
+            // `root.join(...)`, sized once rather than copied and then grown.
+            let relative = script_name.trim_start_matches('/');
+            let mut path = PathBuf::with_capacity(root.as_os_str().len() + 1 + relative.len());
+            path.push(root);
+            path.push(relative);
+            path
+        }
         None => PathBuf::from(script_name),
     }
 }
@@ -121,7 +129,9 @@ pub fn check_exists(root: &Path, script: &Script) -> Result<(), Error> {
 /// and php-fpm then answers its own "File not found." (never a different
 /// file: the path still goes through `split_path_info` and confinement).
 pub struct SeenScripts {
-    seen: std::sync::Mutex<std::collections::HashMap<(PathBuf, String), std::time::Instant>>,
+    /// By root, then by SCRIPT_NAME, so that a look-up borrows its keys
+    /// instead of building a tuple of owned ones for every request.
+    seen: std::sync::Mutex<HashMap<PathBuf, HashMap<String, std::time::Instant>>>,
 }
 
 impl SeenScripts {
@@ -138,7 +148,8 @@ impl SeenScripts {
         let Ok(seen) = self.seen.lock() else {
             return false;
         };
-        seen.get(&(root.to_path_buf(), script.script_name.clone()))
+        seen.get(root)
+            .and_then(|scripts| scripts.get(&script.script_name))
             .is_some_and(|at| at.elapsed() < Self::TTL)
     }
 
@@ -146,16 +157,21 @@ impl SeenScripts {
         let Ok(mut seen) = self.seen.lock() else {
             return;
         };
-        if seen.len() >= Self::MAX {
-            seen.retain(|_, at| at.elapsed() < Self::TTL);
-            if seen.len() >= Self::MAX {
+        let count = |seen: &HashMap<PathBuf, HashMap<String, _>>| {
+            seen.values().map(HashMap::len).sum::<usize>()
+        };
+        if count(&seen) >= Self::MAX {
+            for scripts in seen.values_mut() {
+                scripts.retain(|_, at| at.elapsed() < Self::TTL);
+            }
+            seen.retain(|_, scripts| !scripts.is_empty());
+            if count(&seen) >= Self::MAX {
                 return;
             }
         }
-        seen.insert(
-            (root.to_path_buf(), script.script_name.clone()),
-            std::time::Instant::now(),
-        );
+        seen.entry(root.to_path_buf())
+            .or_default()
+            .insert(script.script_name.clone(), std::time::Instant::now());
     }
 }
 
@@ -326,5 +342,33 @@ mod tests {
         assert!(s.must_exist);
         let s = resolve(&r, "/i.php", None);
         assert!(!s.must_exist, "nothing to check against");
+    }
+
+    #[test]
+    fn script_filename_is_root_joined_with_script_name() {
+        for (root, name) in [
+            ("/srv/www", "/a/b.php"),
+            ("/srv/www/", "/b.php"),
+            ("php", "//b.php"),
+            ("/", "/b.php"),
+            ("/srv", "/"),
+        ] {
+            let root = Path::new(root);
+            let joined = root.join(name.trim_start_matches('/'));
+            assert_eq!(under(Some(root), name), joined, "{root:?} {name:?}");
+        }
+    }
+
+    #[test]
+    fn seen_scripts_are_remembered_per_root_and_name() {
+        let seen = SeenScripts::new();
+        let a = script("/a.php", None, "/srv/www/a.php");
+        let b = script("/b.php", None, "/srv/www/b.php");
+        let (root, other_root) = (Path::new("/srv/www"), Path::new("/srv/other"));
+        assert!(!seen.recently(root, &a));
+        seen.remember(root, &a);
+        assert!(seen.recently(root, &a));
+        assert!(!seen.recently(root, &b));
+        assert!(!seen.recently(other_root, &a));
     }
 }

@@ -53,7 +53,9 @@ impl Upstream {
     /// next backend; all failing is 502; a full backend is 503.
     pub async fn checkout(&self, wait: Duration) -> Result<PooledConn, Error> {
         let mut last_err = None;
-        for backend in self.candidates() {
+        // A route with one backend tries it, up or down: no order to build.
+        let order = (self.backends.len() > 1).then(|| self.candidates());
+        for backend in order.as_deref().unwrap_or(&self.backends) {
             match backend.checkout(wait).await {
                 Ok(conn) => return Ok(conn),
                 Err(CheckoutError::Full) => {

@@ -32,6 +32,9 @@
 //! itself. No RFC 3875 section 4.4 command line is ever derived from the
 //! query string (CVE-2012-1823, php-cgi taking `?-s` as a flag).
 
+use std::borrow::Cow;
+use std::fmt;
+use std::io::Write as _;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -42,7 +45,13 @@ use http::{HeaderMap, Version};
 use crate::context::RequestCtx;
 
 /// One meta-variable: its name and its value as bytes.
-pub type Var = (String, Vec<u8>);
+///
+/// Both borrow from the request head, the connection, the script and the
+/// options wherever the text is already there; only what had to be computed
+/// (numbers, addresses, joined header values, `HTTP_*` names other than
+/// the common ones) is owned. A request's variables thus cost a handful of
+/// allocations, not two each.
+pub type Var<'a> = (Cow<'a, str>, Cow<'a, [u8]>);
 
 /// The script a request was mapped to.
 #[derive(Debug, Clone, Copy)]
@@ -74,15 +83,24 @@ pub struct EnvOptions<'a> {
 /// `SERVER_SOFTWARE`.
 pub const SERVER_SOFTWARE: &str = concat!("gatehouse/", env!("CARGO_PKG_VERSION"));
 
+/// Longest text of an IP address (`INET6_ADDRSTRLEN` less its NUL).
+const MAX_IP_TEXT: usize = 45;
+/// Longest decimal `u64`.
+const MAX_U64_TEXT: usize = 20;
+
 /// Build every meta-variable for one request, in a stable order, names unique.
-pub fn build(
-    parts: &Parts,
-    ctx: &RequestCtx,
-    script: &ScriptInfo<'_>,
-    opts: &EnvOptions<'_>,
-) -> Vec<Var> {
-    let mut vars: Vec<Var> = Vec::with_capacity(32 + parts.headers.len());
-    let mut set = |name: &str, value: &[u8]| vars.push((name.to_owned(), value.to_vec()));
+pub fn build<'a>(
+    parts: &'a Parts,
+    ctx: &'a RequestCtx,
+    script: &ScriptInfo<'a>,
+    opts: &EnvOptions<'a>,
+) -> Vec<Var<'a>> {
+    // Room for every fixed variable, the headers, the route's variables and
+    // FastCGI's REDIRECT_STATUS: the list is never grown.
+    let mut vars: Vec<Var<'a>> = Vec::with_capacity(32 + parts.headers.len() + opts.extra.len());
+    let mut set =
+        |name: &'static str, value: Cow<'a, [u8]>| vars.push((Cow::Borrowed(name), value));
+    let text = |value: &'a str| Cow::Borrowed(value.as_bytes());
 
     // 4.1.1 AUTH_TYPE and 4.1.11 REMOTE_USER. gatehouse authenticates nobody:
     // these describe what the client sent, so REMOTE_USER is a claim, not a
@@ -92,78 +110,89 @@ pub fn build(
         .get(AUTHORIZATION)
         .and_then(|v| auth(v.as_bytes()))
     {
-        set("AUTH_TYPE", scheme.as_bytes());
+        set("AUTH_TYPE", text(scheme));
         if let Some(user) = user {
-            set("REMOTE_USER", &user);
+            set("REMOTE_USER", Cow::Owned(user));
         }
     }
     // 4.1.2, 4.1.3: only with a body ("If no data is attached, then NULL").
     if let Some(len) = opts.content_length {
-        set("CONTENT_LENGTH", len.to_string().as_bytes());
+        set("CONTENT_LENGTH", display(len, MAX_U64_TEXT));
         if let Some(ct) = parts.headers.get(CONTENT_TYPE) {
-            set("CONTENT_TYPE", ct.as_bytes());
+            set("CONTENT_TYPE", Cow::Borrowed(ct.as_bytes()));
         }
     }
     // 4.1.4
-    set("GATEWAY_INTERFACE", b"CGI/1.1");
+    set("GATEWAY_INTERFACE", Cow::Borrowed(b"CGI/1.1"));
     // 4.1.5, 4.1.6: PATH_TRANSLATED maps PATH_INFO the way the document root
     // would map a URL (virtual-to-physical translation).
     if let Some(info) = script.path_info.filter(|p| !p.is_empty()) {
-        set("PATH_INFO", info.as_bytes());
+        set("PATH_INFO", text(info));
         if let Some(root) = opts.document_root {
-            set("PATH_TRANSLATED", &join_root(root, info));
+            set("PATH_TRANSLATED", Cow::Owned(join_root(root, info)));
         }
     }
     // 4.1.7: raw; scripts decode it themselves.
-    set("QUERY_STRING", parts.uri.query().unwrap_or("").as_bytes());
+    set("QUERY_STRING", text(parts.uri.query().unwrap_or("")));
     // 4.1.8, 4.1.9: REMOTE_HOST may be the address when no name is known;
     // a DNS look-up per request would be slow and spoofable.
-    let peer_ip = ctx.conn.peer.ip().to_canonical().to_string();
-    set("REMOTE_ADDR", peer_ip.as_bytes());
-    set("REMOTE_HOST", peer_ip.as_bytes());
-    set("REMOTE_PORT", ctx.conn.peer.port().to_string().as_bytes());
+    let peer_ip = ctx.conn.peer.ip().to_canonical();
+    set("REMOTE_ADDR", display(peer_ip, MAX_IP_TEXT));
+    set("REMOTE_HOST", display(peer_ip, MAX_IP_TEXT));
+    set("REMOTE_PORT", display(ctx.conn.peer.port(), MAX_U64_TEXT));
     // 4.1.12
-    set("REQUEST_METHOD", parts.method.as_str().as_bytes());
+    set("REQUEST_METHOD", text(parts.method.as_str()));
     // 4.1.13
-    set("SCRIPT_NAME", script.script_name.as_bytes());
+    set("SCRIPT_NAME", text(script.script_name));
     // 4.1.14
     set(
         "SERVER_NAME",
-        server_name(parts, &ctx.config.server_name).as_bytes(),
+        text(server_name(parts, &ctx.config.server_name)),
     );
     // 4.1.15
-    set("SERVER_PORT", ctx.conn.local.port().to_string().as_bytes());
+    set("SERVER_PORT", display(ctx.conn.local.port(), MAX_U64_TEXT));
     // 4.1.16
-    set("SERVER_PROTOCOL", protocol(parts.version).as_bytes());
+    set("SERVER_PROTOCOL", text(protocol(parts.version)));
     // 4.1.17
-    set("SERVER_SOFTWARE", SERVER_SOFTWARE.as_bytes());
+    set("SERVER_SOFTWARE", text(SERVER_SOFTWARE));
     // Extensions every CGI library expects (Apache, lighttpd, nginx).
     let uri = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    set("REQUEST_URI", uri.as_bytes());
+    set("REQUEST_URI", text(uri));
     set(
         "SCRIPT_FILENAME",
-        script.script_filename.as_os_str().as_bytes(),
+        Cow::Borrowed(script.script_filename.as_os_str().as_bytes()),
     );
     if let Some(root) = opts.document_root {
-        set("DOCUMENT_ROOT", root.as_os_str().as_bytes());
+        set("DOCUMENT_ROOT", Cow::Borrowed(root.as_os_str().as_bytes()));
     }
-    let local_ip = ctx.conn.local.ip().to_canonical().to_string();
-    set("SERVER_ADDR", local_ip.as_bytes());
-    set("REQUEST_SCHEME", ctx.conn.scheme().as_bytes());
+    set(
+        "SERVER_ADDR",
+        display(ctx.conn.local.ip().to_canonical(), MAX_IP_TEXT),
+    );
+    set("REQUEST_SCHEME", text(ctx.conn.scheme()));
     if ctx.conn.secure {
-        set("HTTPS", b"on");
+        set("HTTPS", Cow::Borrowed(b"on"));
     }
 
     // 4.1.18
-    vars.extend(header_vars(parts, opts.pass_authorization));
+    header_vars(&mut vars, parts, opts.pass_authorization);
     for (name, value) in opts.extra {
         vars.retain(|(n, _)| n != name);
-        vars.push((name.clone(), value.clone().into_bytes()));
+        vars.push((Cow::Borrowed(name), Cow::Borrowed(value.as_bytes())));
     }
     vars
 }
 
-/// The `HTTP_*` variables (RFC 3875 section 4.1.18).
+/// `value` as text, written straight into a buffer of `capacity` bytes
+/// (one allocation, no intermediate `String`).
+fn display<'a>(value: impl fmt::Display, capacity: usize) -> Cow<'a, [u8]> {
+    let mut text = Vec::with_capacity(capacity);
+    // Writing into a Vec cannot fail.
+    let _ = write!(text, "{value}");
+    Cow::Owned(text)
+}
+
+/// Append the `HTTP_*` variables (RFC 3875 section 4.1.18) to `vars`.
 ///
 /// - The name is upper-cased with `-` turned into `_`; repeated headers are
 ///   joined with `, ` (`Cookie` with `; `, RFC 9113 section 8.2.3).
@@ -179,9 +208,8 @@ pub fn build(
 ///   the route opts in (section 4.1.18 allows removing it).
 /// - With no `Host` header (HTTP/2 sends `:authority`), HTTP_HOST is the URI
 ///   authority, so scripts find the host where they always look.
-pub fn header_vars(parts: &Parts, pass_authorization: bool) -> Vec<Var> {
+pub fn header_vars<'a>(vars: &mut Vec<Var<'a>>, parts: &'a Parts, pass_authorization: bool) {
     let headers: &HeaderMap = &parts.headers;
-    let mut vars = Vec::with_capacity(headers.keys_len() + 1);
     for name in headers.keys() {
         let lower = name.as_str();
         let withheld = matches!(lower, "proxy" | "content-type" | "content-length")
@@ -193,26 +221,70 @@ pub fn header_vars(parts: &Parts, pass_authorization: bool) -> Vec<Var> {
         {
             continue;
         }
-        let separator: &[u8] = if name == COOKIE { b"; " } else { b", " };
-        let mut value = Vec::new();
-        for (i, v) in headers.get_all(name).iter().enumerate() {
-            if i > 0 {
-                value.extend_from_slice(separator);
+        let values = headers.get_all(name);
+        let mut each = values.iter();
+        let value = match (each.next(), each.next()) {
+            (Some(only), None) => Cow::Borrowed(only.as_bytes()),
+            _ => {
+                let separator: &[u8] = if name == COOKIE { b"; " } else { b", " };
+                let len = values
+                    .iter()
+                    .map(|v| separator.len() + v.len())
+                    .sum::<usize>()
+                    .saturating_sub(separator.len());
+                let mut joined = Vec::with_capacity(len);
+                for (i, v) in values.iter().enumerate() {
+                    if i > 0 {
+                        joined.extend_from_slice(separator);
+                    }
+                    joined.extend_from_slice(v.as_bytes());
+                }
+                Cow::Owned(joined)
             }
-            value.extend_from_slice(v.as_bytes());
-        }
-        vars.push((http_var_name(lower), value));
+        };
+        let var_name = COMMON_HTTP_VARS
+            .iter()
+            .find(|(header, _)| *header == lower)
+            .map_or_else(
+                || Cow::Owned(http_var_name(lower)),
+                |(_, var)| Cow::Borrowed(*var),
+            );
+        vars.push((var_name, value));
     }
     if !headers.contains_key(HOST) {
         if let Some(authority) = parts.uri.authority() {
             vars.push((
-                "HTTP_HOST".to_owned(),
-                authority.as_str().as_bytes().to_vec(),
+                Cow::Borrowed("HTTP_HOST"),
+                Cow::Borrowed(authority.as_str().as_bytes()),
             ));
         }
     }
-    vars
 }
+
+/// The `HTTP_*` names of headers most requests carry, written out so that
+/// they need not be built for every request (a test checks them against
+/// [`http_var_name`]).
+const COMMON_HTTP_VARS: &[(&str, &str)] = &[
+    ("host", "HTTP_HOST"),
+    ("user-agent", "HTTP_USER_AGENT"),
+    ("accept", "HTTP_ACCEPT"),
+    ("accept-encoding", "HTTP_ACCEPT_ENCODING"),
+    ("accept-language", "HTTP_ACCEPT_LANGUAGE"),
+    ("connection", "HTTP_CONNECTION"),
+    ("cookie", "HTTP_COOKIE"),
+    ("referer", "HTTP_REFERER"),
+    ("origin", "HTTP_ORIGIN"),
+    ("cache-control", "HTTP_CACHE_CONTROL"),
+    ("if-modified-since", "HTTP_IF_MODIFIED_SINCE"),
+    ("if-none-match", "HTTP_IF_NONE_MATCH"),
+    (
+        "upgrade-insecure-requests",
+        "HTTP_UPGRADE_INSECURE_REQUESTS",
+    ),
+    ("x-forwarded-for", "HTTP_X_FORWARDED_FOR"),
+    ("x-forwarded-proto", "HTTP_X_FORWARDED_PROTO"),
+    ("x-requested-with", "HTTP_X_REQUESTED_WITH"),
+];
 
 fn http_var_name(header: &str) -> String {
     let mut name = String::with_capacity(5 + header.len());
@@ -292,7 +364,7 @@ pub fn protocol(version: Version) -> &'static str {
 }
 
 /// Scheme (canonical case for Basic and Digest) and, for Basic, the user name.
-fn auth(value: &[u8]) -> Option<(String, Option<Vec<u8>>)> {
+fn auth(value: &[u8]) -> Option<(&str, Option<Vec<u8>>)> {
     let value = value.trim_ascii_start();
     let end = value
         .iter()
@@ -313,12 +385,12 @@ fn auth(value: &[u8]) -> Option<(String, Option<Vec<u8>>)> {
         });
         // A user name with control bytes (NUL, CR) cannot become a variable.
         let user = user.filter(|u| !u.is_empty() && !u.iter().any(|b| b.is_ascii_control()));
-        return Some(("Basic".to_owned(), user));
+        return Some(("Basic", user));
     }
     if scheme.eq_ignore_ascii_case("digest") {
-        return Some(("Digest".to_owned(), None));
+        return Some(("Digest", None));
     }
-    Some((scheme.to_owned(), None))
+    Some((scheme, None))
 }
 
 fn is_tchar(b: u8) -> bool {

@@ -1,3 +1,4 @@
+use std::borrow::Cow;
 use std::path::Path;
 
 use http::{Request, Version};
@@ -28,22 +29,26 @@ fn opts() -> EnvOptions<'static> {
     }
 }
 
-fn env_of(p: &Parts, s: &ScriptInfo<'_>, o: &EnvOptions<'_>) -> Vec<Var> {
+/// The variables, owned, so that they outlive the request they describe.
+fn env_of(p: &Parts, s: &ScriptInfo<'_>, o: &EnvOptions<'_>) -> Vec<Var<'static>> {
     build(p, &testutil::ctx(), s, o)
+        .into_iter()
+        .map(|(n, v)| (Cow::Owned(n.into_owned()), Cow::Owned(v.into_owned())))
+        .collect()
 }
 
-fn get<'a>(vars: &'a [Var], name: &str) -> Option<&'a [u8]> {
+fn get<'a>(vars: &'a [Var<'_>], name: &str) -> Option<&'a [u8]> {
     let mut found = vars.iter().filter(|(n, _)| n == name);
-    let first = found.next().map(|(_, v)| v.as_slice());
+    let first = found.next().map(|(_, v)| v.as_ref());
     assert!(found.next().is_none(), "{name} appears twice");
     first
 }
 
-fn get_str<'a>(vars: &'a [Var], name: &str) -> Option<&'a str> {
+fn get_str<'a>(vars: &'a [Var<'_>], name: &str) -> Option<&'a str> {
     get(vars, name).map(|v| std::str::from_utf8(v).unwrap())
 }
 
-fn simple(uri: &str) -> Vec<Var> {
+fn simple(uri: &str) -> Vec<Var<'static>> {
     env_of(
         &parts(Request::get(uri).header("host", "example.org:8080")),
         &script(),
@@ -82,7 +87,7 @@ fn fixed_variables() {
 #[test]
 fn names_are_unique() {
     let vars = simple("/x?y");
-    let mut names: Vec<_> = vars.iter().map(|(n, _)| n.as_str()).collect();
+    let mut names: Vec<_> = vars.iter().map(|(n, _)| n.as_ref()).collect();
     names.sort_unstable();
     let before = names.len();
     names.dedup();
@@ -384,4 +389,53 @@ fn extra_variables_come_last_and_replace() {
     assert_eq!(get_str(&vars, "APP_ENV"), Some("demo"));
     assert_eq!(get_str(&vars, "SERVER_NAME"), Some("forced"));
     assert_eq!(vars.last().unwrap().0, "SERVER_NAME");
+}
+
+/// What the request, the script and the options already hold is borrowed,
+/// not copied: a request's variables cost a few allocations, not two each.
+#[test]
+fn only_computed_values_are_owned() {
+    let p = parts(
+        Request::get("/cgi-bin/env.py?a=1")
+            .header("host", "example.org")
+            .header("accept", "text/html")
+            .header("accept", "text/plain")
+            .header("x-custom", "1"),
+    );
+    let extra = vec![("APP_ENV".to_owned(), "demo".to_owned())];
+    let o = EnvOptions {
+        extra: &extra,
+        ..opts()
+    };
+    let ctx = testutil::ctx();
+    let vars = build(&p, &ctx, &script(), &o);
+    let owned: Vec<&str> = vars
+        .iter()
+        .filter(|(_, v)| matches!(v, Cow::Owned(_)))
+        .map(|(n, _)| n.as_ref())
+        .collect();
+    assert_eq!(
+        owned,
+        [
+            "REMOTE_ADDR",
+            "REMOTE_HOST",
+            "REMOTE_PORT",
+            "SERVER_PORT",
+            "SERVER_ADDR",
+            "HTTP_ACCEPT"
+        ]
+    );
+    let owned_names: Vec<&str> = vars
+        .iter()
+        .filter(|(n, _)| matches!(n, Cow::Owned(_)))
+        .map(|(n, _)| n.as_ref())
+        .collect();
+    assert_eq!(owned_names, ["HTTP_X_CUSTOM"]);
+}
+
+#[test]
+fn common_http_names_follow_the_rule() {
+    for (header, var) in COMMON_HTTP_VARS {
+        assert_eq!(http_var_name(header), *var);
+    }
 }
