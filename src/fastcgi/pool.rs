@@ -13,11 +13,15 @@
 //! kept-alive connection until it closes, so a new connection made while all
 //! workers are busy waits in the accept backlog behind our own idle ones. So
 //! while a new connection has waited [`STALLED_AFTER`] for its first byte,
-//! released connections are closed instead of kept, which frees a worker to
-//! accept it. Not sooner: a backend with a thread per connection (flup)
-//! answers a new connection within milliseconds, and closing on every release
-//! while one is merely young made its pool churn (a connect, a thread and a
-//! close per request: flup ran at half its speed).
+//! a released connection is closed instead of kept, which frees a worker to
+//! accept it, and the pool's ceiling drops to the connections that are being
+//! answered (at most once per [`STALLED_AFTER`], so connections in transit
+//! are not counted twice). The pool then stops growing past what the backend
+//! really serves: no connection closed only to open another that queues
+//! again. Not before the
+//! stall: closing on every release while a new connection was merely young
+//! made flup's pool churn (a connect, a thread and a close per request: flup
+//! ran at half its speed).
 //!
 //! A backend that refuses connections is marked down for a growing back-off
 //! (passive health); [`super::upstream`] skips it while it is.
@@ -134,6 +138,10 @@ pub struct Backend {
     unanswered_since: Mutex<Vec<Instant>>,
     /// True when neither the backend nor the route gave the capacity.
     capacity_guessed: AtomicBool,
+    /// For a guessed capacity: the most connections the backend was seen to
+    /// serve at once (lowered on a stall), and when it was last lowered.
+    ceiling: AtomicUsize,
+    lowered_at: Mutex<Option<Instant>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -152,6 +160,8 @@ impl Backend {
             unanswered: AtomicUsize::new(0),
             unanswered_since: Mutex::default(),
             capacity_guessed: AtomicBool::new(false),
+            ceiling: AtomicUsize::new(usize::MAX),
+            lowered_at: Mutex::default(),
         })
     }
 
@@ -186,13 +196,53 @@ impl Backend {
         slots.total -= n;
     }
 
-    /// True when a new connection has waited [`STALLED_AFTER`] or longer for
-    /// its first byte.
-    fn has_stalled_connection(&self) -> bool {
-        self.unanswered.load(Ordering::Relaxed) > 0
-            && lock(&self.unanswered_since)
-                .iter()
-                .any(|since| since.elapsed() >= STALLED_AFTER)
+    /// The most connections to have open: the capacity, lowered to the
+    /// ceiling learnt from stalls.
+    fn limit(&self) -> usize {
+        self.capacity_or_default()
+            .min(self.ceiling.load(Ordering::Relaxed))
+            .max(1)
+    }
+
+    fn capacity_or_default(&self) -> usize {
+        self.capacity.get().copied().unwrap_or(DEFAULT_CAPACITY)
+    }
+
+    /// `stalled` of the open connections wait for their first byte: serve
+    /// with those that are answered.
+    fn lower_ceiling(&self, stalled: usize) {
+        {
+            let mut lowered_at = lock(&self.lowered_at);
+            if lowered_at.is_some_and(|at| at.elapsed() < STALLED_AFTER) {
+                return;
+            }
+            *lowered_at = Some(Instant::now());
+        }
+        let ceiling = self.open_connections().saturating_sub(stalled).max(1);
+        let before = self.ceiling.fetch_min(ceiling, Ordering::Relaxed);
+        if ceiling < before && ceiling < self.capacity_or_default() {
+            tracing::info!(
+                backend = %show(&self.addr), connections = ceiling,
+                "fastcgi backend served fewer connections than guessed; pool lowered"
+            );
+        }
+    }
+
+    /// The ceiling in force (`None`: none learnt).
+    pub fn learnt_ceiling(&self) -> Option<usize> {
+        Some(self.ceiling.load(Ordering::Relaxed)).filter(|&c| c != usize::MAX)
+    }
+
+    /// New connections that have waited [`STALLED_AFTER`] or longer for
+    /// their first byte.
+    fn stalled_connections(&self) -> usize {
+        if self.unanswered.load(Ordering::Relaxed) == 0 {
+            return 0;
+        }
+        lock(&self.unanswered_since)
+            .iter()
+            .filter(|since| since.elapsed() >= STALLED_AFTER)
+            .count()
     }
 
     /// When a backend marked down may be tried again; `None` when it is up.
@@ -227,6 +277,12 @@ impl Backend {
         loop {
             let waiter = {
                 let mut slots = lock(&self.slots);
+                // Above the limit (the ceiling was lowered): close, and let
+                // no one open a replacement.
+                if slots.total > self.limit() {
+                    slots.total -= 1;
+                    return;
+                }
                 match slots.waiters.pop_front() {
                     Some(waiter) => waiter,
                     None => {
@@ -307,7 +363,7 @@ impl Backend {
     /// capacity, else wait up to `wait` for one to be released.
     pub async fn checkout(self: &Arc<Self>, wait: Duration) -> Result<PooledConn, CheckoutError> {
         let ticket = Outstanding::new(self.clone());
-        let capacity = self.capacity().await.map_err(CheckoutError::Connect)?;
+        self.capacity().await.map_err(CheckoutError::Connect)?;
         let waiting = {
             let mut slots = lock(&self.slots);
             // Most recently used first: the likeliest to be alive.
@@ -318,7 +374,7 @@ impl Backend {
                 }
                 return Ok(PooledConn::new(ticket, Some(stream), true));
             }
-            if slots.total < capacity {
+            if slots.total < self.limit() {
                 slots.total += 1;
                 None
             } else {
@@ -456,9 +512,15 @@ impl Drop for PooledConn {
         // Only a guessed capacity can oversubscribe the backend; with a
         // known one, closing released connections would only churn them
         // (a connect and a close per request under load).
-        let keep = self.reusable
-            && (!backend.capacity_guessed.load(Ordering::Relaxed)
-                || !backend.has_stalled_connection());
+        let stalled = if backend.capacity_guessed.load(Ordering::Relaxed) {
+            backend.stalled_connections()
+        } else {
+            0
+        };
+        if stalled > 0 {
+            backend.lower_ceiling(stalled);
+        }
+        let keep = self.reusable && stalled == 0;
         let handoff = match self.stream.take() {
             Some(stream) if keep && backend.settings.keepalive > 0 => Handoff::Conn(stream),
             _ => Handoff::Slot,

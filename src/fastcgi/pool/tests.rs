@@ -138,6 +138,17 @@ async fn released_connections_close_while_a_new_one_stalls() {
     );
     c2.release();
     assert_eq!(b.idle_connections(), 1);
+    // The stall taught the pool the backend serves one connection: it
+    // queues for it rather than open another that would queue at the
+    // backend.
+    assert_eq!(b.learnt_ceiling(), Some(1));
+    let c3 = b.checkout(Duration::from_secs(1)).await.unwrap();
+    assert!(c3.reused());
+    assert!(matches!(
+        b.checkout(Duration::from_millis(50)).await,
+        Err(CheckoutError::Full)
+    ));
+    assert_eq!(b.open_connections(), 1);
 }
 
 #[tokio::test]
