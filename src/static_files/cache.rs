@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -53,7 +53,7 @@ impl Stamp {
 }
 
 struct Entry {
-    canonical: PathBuf,
+    canonical: Arc<Path>,
     stamp: Stamp,
     url_path: String,
     validators: Validators,
@@ -62,9 +62,12 @@ struct Entry {
     stored: Instant,
 }
 
+/// Entries by document root, then URL path: a hit borrows both keys, no
+/// allocation.
 #[derive(Default)]
 struct Cache {
-    entries: HashMap<(PathBuf, String), Entry>,
+    entries: HashMap<PathBuf, HashMap<Box<str>, Entry>>,
+    count: usize,
     bytes: usize,
 }
 
@@ -78,12 +81,11 @@ pub fn lookup(root: &Path, path: &str, wants: Wants) -> Option<OpenFile> {
     if wants == Wants::Existence {
         return None;
     }
-    let key = (root.to_path_buf(), path.to_owned());
     let (canonical, stamp) = {
         let mut cache = cache().lock().ok()?;
-        let entry = cache.entries.get(&key)?;
+        let entry = cache.get(root, path)?;
         if entry.stored.elapsed() > TTL {
-            cache.remove(&key);
+            cache.remove(root, path);
             return None;
         }
         (entry.canonical.clone(), entry.stamp)
@@ -92,10 +94,10 @@ pub fn lookup(root: &Path, path: &str, wants: Wants) -> Option<OpenFile> {
     let now = std::fs::metadata(&canonical).ok().map(|m| Stamp::of(&m));
     let mut cache = cache().lock().ok()?;
     if now != Some(stamp) {
-        cache.remove(&key);
+        cache.remove(root, path);
         return None;
     }
-    let entry = cache.entries.get(&key)?;
+    let entry = cache.get(root, path)?;
     Some(OpenFile {
         url_path: entry.url_path.clone(),
         len: entry.content.len() as u64,
@@ -103,7 +105,8 @@ pub fn lookup(root: &Path, path: &str, wants: Wants) -> Option<OpenFile> {
         source: (wants == Wants::Content).then(|| Source::Memory(entry.content.clone())),
         modified: entry.modified,
         sidecar: None,
-        found: Some((canonical, stamp)),
+        // A hit is not stored again.
+        found: None,
     })
 }
 
@@ -121,14 +124,14 @@ pub fn store(root: &Path, path: &str, file: &OpenFile) {
     let Ok(mut cache) = cache().lock() else {
         return;
     };
-    if cache.entries.len() >= MAX_ENTRIES || cache.bytes + content.len() > MAX_BYTES {
+    if cache.count >= MAX_ENTRIES || cache.bytes + content.len() > MAX_BYTES {
         cache.evict_stale();
-        if cache.entries.len() >= MAX_ENTRIES || cache.bytes + content.len() > MAX_BYTES {
+        if cache.count >= MAX_ENTRIES || cache.bytes + content.len() > MAX_BYTES {
             return;
         }
     }
     let entry = Entry {
-        canonical: canonical.clone(),
+        canonical: Arc::from(canonical.as_path()),
         stamp: *stamp,
         url_path: file.url_path.clone(),
         validators: file.validators.clone(),
@@ -137,24 +140,40 @@ pub fn store(root: &Path, path: &str, file: &OpenFile) {
         stored: Instant::now(),
     };
     cache.bytes += entry.content.len();
-    if let Some(old) = cache
-        .entries
-        .insert((root.to_path_buf(), path.to_owned()), entry)
-    {
+    cache.count += 1;
+    let old = match cache.entries.get_mut(root) {
+        Some(paths) => paths.insert(path.into(), entry),
+        None => {
+            let paths = HashMap::from([(path.into(), entry)]);
+            cache.entries.insert(root.to_path_buf(), paths);
+            None
+        }
+    };
+    if let Some(old) = old {
         cache.bytes -= old.content.len();
+        cache.count -= 1;
     }
 }
 
 impl Cache {
-    fn remove(&mut self, key: &(PathBuf, String)) {
-        if let Some(old) = self.entries.remove(key) {
+    fn get(&self, root: &Path, path: &str) -> Option<&Entry> {
+        self.entries.get(root)?.get(path)
+    }
+
+    fn remove(&mut self, root: &Path, path: &str) {
+        if let Some(old) = self.entries.get_mut(root).and_then(|p| p.remove(path)) {
             self.bytes -= old.content.len();
+            self.count -= 1;
         }
     }
 
     fn evict_stale(&mut self) {
-        self.entries.retain(|_, e| e.stored.elapsed() <= TTL);
-        self.bytes = self.entries.values().map(|e| e.content.len()).sum();
+        for paths in self.entries.values_mut() {
+            paths.retain(|_, e| e.stored.elapsed() <= TTL);
+        }
+        self.entries.retain(|_, paths| !paths.is_empty());
+        let entries = self.entries.values().flat_map(|paths| paths.values());
+        (self.count, self.bytes) = entries.fold((0, 0), |(n, b), e| (n + 1, b + e.content.len()));
     }
 }
 

@@ -66,7 +66,7 @@ pub const ALLOW: &str = "GET, HEAD, OPTIONS";
 pub async fn handle(parts: &Parts, path: &str, ctx: &RequestCtx) -> Result<Response<Body>, Error> {
     let config = &ctx.config;
     // 1
-    let Some(root) = config.document_root.clone() else {
+    let Some(root) = config.document_root.as_deref() else {
         return Err(Error::downstream(ErrorKind::NotFound)
             .with_cause(crate::error::msg("no document_root")));
     };
@@ -83,32 +83,31 @@ pub async fn handle(parts: &Parts, path: &str, ctx: &RequestCtx) -> Result<Respo
         Method::HEAD => Wants::Headers,
         _ => Wants::Existence,
     };
-    let lookup = Lookup {
-        root,
-        path: path.to_owned(),
-        index: config.index.clone(),
-        directory_listing: config.directory_listing,
-        show_hidden: config.serve_dotfiles,
-        wants,
-        sidecars: encodings.clone(),
-    };
     // Hot small files come from the cache when nothing but the path decides
     // what is sent; everything else takes one trip to the blocking pool.
     let cacheable = encodings.is_empty();
     let cached = if cacheable {
-        cache::lookup(&lookup.root, path, wants)
+        cache::lookup(root, path, wants)
     } else {
         None
     };
     let target = match cached {
         Some(file) => Target::File(file),
         None => {
-            let root = lookup.root.clone();
+            let lookup = Lookup {
+                root: root.to_path_buf(),
+                path: path.to_owned(),
+                index: config.index.clone(),
+                directory_listing: config.directory_listing,
+                show_hidden: config.serve_dotfiles,
+                wants,
+                sidecars: encodings.clone(),
+            };
             let target = tokio::task::spawn_blocking(move || resolve::resolve(&lookup))
                 .await
                 .map_err(Error::internal)??;
             if let (true, Target::File(file)) = (cacheable, &target) {
-                cache::store(&root, path, file);
+                cache::store(root, path, file);
             }
             target
         }

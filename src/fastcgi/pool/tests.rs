@@ -117,18 +117,24 @@ async fn idle_connections_are_capped_by_keepalive() {
     assert_eq!(b.open_connections(), 1);
 }
 
-#[tokio::test]
-async fn released_connections_close_while_a_new_one_stalls() {
-    // Capacity guessed: the backend does not report it, the route does not set it.
+/// A backend of guessed capacity (it does not report it, the route does not
+/// set it) with two connections: the first answered, the second not yet.
+async fn guessed_with_one_unanswered() -> (testing::Fake, Arc<Backend>, PooledConn, PooledConn) {
     let silent = Options {
         max_conns: None,
         ..Options::default()
     };
     let fake = testing::start(silent, |_| answer("\r\n")).await;
     let b = Backend::new(fake.addr.clone(), settings(4, None));
-    let mut c1 = b.checkout(Duration::from_secs(1)).await.unwrap();
-    c1.split().1.mark();
-    let c2 = b.checkout(Duration::from_secs(1)).await.unwrap();
+    let mut answered = b.checkout(Duration::from_secs(1)).await.unwrap();
+    answered.split().1.mark();
+    let unanswered = b.checkout(Duration::from_secs(1)).await.unwrap();
+    (fake, b, answered, unanswered)
+}
+
+#[tokio::test]
+async fn released_connections_close_while_a_new_one_stalls() {
+    let (_fake, b, c1, c2) = guessed_with_one_unanswered().await;
     tokio::time::sleep(STALLED_AFTER).await;
     c1.release();
     assert_eq!(
@@ -153,15 +159,7 @@ async fn released_connections_close_while_a_new_one_stalls() {
 
 #[tokio::test]
 async fn a_young_unanswered_connection_does_not_close_released_ones() {
-    let silent = Options {
-        max_conns: None,
-        ..Options::default()
-    };
-    let fake = testing::start(silent, |_| answer("\r\n")).await;
-    let b = Backend::new(fake.addr.clone(), settings(4, None));
-    let mut c1 = b.checkout(Duration::from_secs(1)).await.unwrap();
-    c1.split().1.mark();
-    let mut c2 = b.checkout(Duration::from_secs(1)).await.unwrap();
+    let (_fake, b, c1, mut c2) = guessed_with_one_unanswered().await;
     c1.release();
     assert_eq!(
         b.idle_connections(),
