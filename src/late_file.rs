@@ -360,8 +360,8 @@ fn send_range(socket: &TcpStream, file: &File, offset: u64, len: usize) -> io::R
                         break;
                     }
                 }
-                Err(e) if sent > 0 && e == rustix::io::Errno::AGAIN => break,
-                // Report what was sent; the error comes back on the next call.
+                // Report what was sent: a full socket waits for the next
+                // call, an error comes back on it.
                 Err(_) if sent > 0 => break,
                 Err(e) => return Err(e.into()),
             }

@@ -18,10 +18,9 @@
 //! answered (at most once per [`STALLED_AFTER`], so connections in transit
 //! are not counted twice). The pool then stops growing past what the backend
 //! really serves: no connection closed only to open another that queues
-//! again. Not before the
-//! stall: closing on every release while a new connection was merely young
-//! made flup's pool churn (a connect, a thread and a close per request: flup
-//! ran at half its speed).
+//! again. Not before the stall: closing on every release while a new
+//! connection was merely young made flup's pool churn (a connect, a thread
+//! and a close per request: flup ran at half its speed).
 //!
 //! A backend that refuses connections is marked down for a growing back-off
 //! (passive health); [`super::upstream`] skips it while it is.
