@@ -38,6 +38,8 @@ pub const REQUEST_ID: u16 = 1;
 const PREFETCH_LIMIT: usize = 64 * 1024;
 /// STDOUT chunks buffered between the exchange task and the client.
 const CHANNEL_DEPTH: usize = 8;
+/// Room for a read from the backend (a STDOUT record of a small page fits).
+const READ_CAPACITY: usize = 8 * 1024;
 
 /// What the exchange task tells the handler, in order.
 #[derive(Debug)]
@@ -250,23 +252,44 @@ impl Progress {
     }
 }
 
-/// One try at the request on one connection: write and read at once.
+/// One try at the request on one connection: write and read at once. The
+/// read buffer is the connection's own, kept between requests: an answer
+/// that fits needs no allocation to be read.
 async fn attempt(
     stream: &mut super::stream::BackendStream,
     answered: Answered<'_>,
     req: &mut Request,
     tx: &mpsc::Sender<Event>,
 ) -> Outcome {
-    let (read_half, mut write_half) = stream.split();
-    let mut records = FramedRead::new(read_half, RecordCodec);
+    let (read_half, mut write_half, read_buf) = stream.split();
+    let mut records = FramedRead::with_capacity(read_half, RecordCodec, 0);
+    // Reclaims the allocation when the last request's chunks are gone.
+    read_buf.reserve(READ_CAPACITY);
+    std::mem::swap(records.read_buffer_mut(), read_buf);
+    let outcome = drive(&mut records, &mut write_half, answered, req, tx).await;
+    std::mem::swap(records.read_buffer_mut(), read_buf);
+    outcome
+}
+
+async fn drive<R, W>(
+    records: &mut FramedRead<R, RecordCodec>,
+    write_half: &mut W,
+    answered: Answered<'_>,
+    req: &mut Request,
+    tx: &mpsc::Sender<Event>,
+) -> Outcome
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let progress = Progress {
         last: Mutex::new(Instant::now()),
         received: AtomicBool::new(false),
         body_consumed: AtomicBool::new(false),
     };
     let (read_timeout, id) = (req.read_timeout, req.id);
-    let writer = write_request(&mut write_half, req, &progress);
-    let reader = read_response(&mut records, tx, &progress, &answered, read_timeout, id);
+    let writer = write_request(write_half, req, &progress);
+    let reader = read_response(records, tx, &progress, &answered, read_timeout, id);
     tokio::pin!(writer, reader);
     let mut written = None;
     let read_end = loop {
@@ -361,12 +384,17 @@ async fn read_response<R: AsyncRead + Unpin>(
     read_timeout: Duration,
     id: RequestId,
 ) -> ReadEnd {
+    // One timer for the whole request, moved only when it fires early:
+    // progress pushes the deadline back without touching the timer wheel.
+    let silence = tokio::time::sleep_until(progress.last() + read_timeout);
+    tokio::pin!(silence);
     loop {
-        let deadline = progress.last() + read_timeout;
         let next = tokio::select! {
             next = records.next() => next,
-            () = tokio::time::sleep_until(deadline) => {
-                if progress.last() + read_timeout > Instant::now() {
+            () = &mut silence => {
+                let deadline = progress.last() + read_timeout;
+                if deadline > Instant::now() {
+                    silence.as_mut().reset(deadline);
                     continue;
                 }
                 return ReadEnd::Timeout;

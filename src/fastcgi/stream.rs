@@ -1,10 +1,13 @@
-//! A connection to a backend, TCP or Unix socket, behind one type.
+//! A connection to a backend, TCP or Unix socket, behind one type, with the
+//! buffer its answers are read into (kept with the connection between
+//! requests).
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{tcp, unix, TcpStream, UnixStream};
 use tokio_util::either::Either;
@@ -13,7 +16,13 @@ use crate::config::BackendAddr;
 
 /// A connected backend socket.
 #[derive(Debug)]
-pub enum BackendStream {
+pub struct BackendStream {
+    socket: Socket,
+    read_buf: BytesMut,
+}
+
+#[derive(Debug)]
+enum Socket {
     Tcp(TcpStream),
     Unix(UnixStream),
 }
@@ -33,15 +42,16 @@ impl BackendStream {
                 BackendAddr::Tcp(host_port) => {
                     let stream = TcpStream::connect(host_port.as_str()).await?;
                     stream.set_nodelay(true)?;
-                    Ok(BackendStream::Tcp(stream))
+                    Ok(Socket::Tcp(stream))
                 }
-                BackendAddr::Unix(path) => {
-                    Ok(BackendStream::Unix(UnixStream::connect(path).await?))
-                }
+                BackendAddr::Unix(path) => Ok(Socket::Unix(UnixStream::connect(path).await?)),
             }
         };
         match tokio::time::timeout(timeout, connect).await {
-            Ok(result) => result,
+            Ok(result) => result.map(|socket| BackendStream {
+                socket,
+                read_buf: BytesMut::new(),
+            }),
             Err(_) => Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!("connect timed out after {timeout:?}"),
@@ -49,18 +59,22 @@ impl BackendStream {
         }
     }
 
-    /// Halves to read and write with at the same time. They borrow the
-    /// socket: unlike `tokio::io::split`, no allocation per request and no
-    /// lock taken on every poll.
-    pub fn split(&mut self) -> (ReadHalf<'_>, WriteHalf<'_>) {
-        match self {
-            BackendStream::Tcp(s) => {
+    /// Halves to read and write with at the same time, and the read buffer.
+    /// They borrow the socket: unlike `tokio::io::split`, no allocation per
+    /// request and no lock taken on every poll.
+    pub fn split(&mut self) -> (ReadHalf<'_>, WriteHalf<'_>, &mut BytesMut) {
+        match &mut self.socket {
+            Socket::Tcp(s) => {
                 let (read, write) = s.split();
-                (Either::Left(read), Either::Left(write))
+                (Either::Left(read), Either::Left(write), &mut self.read_buf)
             }
-            BackendStream::Unix(s) => {
+            Socket::Unix(s) => {
                 let (read, write) = s.split();
-                (Either::Right(read), Either::Right(write))
+                (
+                    Either::Right(read),
+                    Either::Right(write),
+                    &mut self.read_buf,
+                )
             }
         }
     }
@@ -70,9 +84,9 @@ impl BackendStream {
     /// requests has nothing to say). Does not block.
     pub fn is_stale(&self) -> bool {
         let mut probe = [0u8; 1];
-        let result = match self {
-            BackendStream::Tcp(s) => s.try_read(&mut probe),
-            BackendStream::Unix(s) => s.try_read(&mut probe),
+        let result = match &self.socket {
+            Socket::Tcp(s) => s.try_read(&mut probe),
+            Socket::Unix(s) => s.try_read(&mut probe),
         };
         !matches!(result, Err(ref e) if e.kind() == io::ErrorKind::WouldBlock)
     }
@@ -84,9 +98,9 @@ impl AsyncRead for BackendStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            BackendStream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
-            BackendStream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+        match &mut self.get_mut().socket {
+            Socket::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Socket::Unix(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -97,23 +111,23 @@ impl AsyncWrite for BackendStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            BackendStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
-            BackendStream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+        match &mut self.get_mut().socket {
+            Socket::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Socket::Unix(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            BackendStream::Tcp(s) => Pin::new(s).poll_flush(cx),
-            BackendStream::Unix(s) => Pin::new(s).poll_flush(cx),
+        match &mut self.get_mut().socket {
+            Socket::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Socket::Unix(s) => Pin::new(s).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            BackendStream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
-            BackendStream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+        match &mut self.get_mut().socket {
+            Socket::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Socket::Unix(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }
