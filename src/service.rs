@@ -145,14 +145,20 @@ impl App {
                 }
                 Route::Cgi(i) => {
                     let template = redirect_template(&parts);
-                    let reply = cgi::handle(&self.cgi, i, parts, body, &path, ctx).await?;
+                    // Boxed, as FastCGI below: their state machines are
+                    // large, and every request's future (static ones
+                    // included) would be that size, copied on each move.
+                    let reply =
+                        Box::pin(cgi::handle(&self.cgi, i, parts, body, &path, ctx)).await?;
                     parts = template;
                     let opted_in = self.config.cgi[i].compress;
                     compress::gateway_response(reply, &parts.headers, compression, opted_in)
                 }
                 Route::FastCgi(i) => {
                     let template = redirect_template(&parts);
-                    let reply = fastcgi::handle(&self.fastcgi, i, parts, body, &path, ctx).await?;
+                    let reply =
+                        Box::pin(fastcgi::handle(&self.fastcgi, i, parts, body, &path, ctx))
+                            .await?;
                     parts = template;
                     let opted_in = self.config.fastcgi[i].compress;
                     compress::gateway_response(reply, &parts.headers, compression, opted_in)

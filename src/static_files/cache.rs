@@ -52,8 +52,10 @@ impl Stamp {
     }
 }
 
+/// One file as it was read. Shared, so a hit takes it under the lock and
+/// checks it outside.
 struct Entry {
-    canonical: Arc<Path>,
+    canonical: Box<Path>,
     stamp: Stamp,
     url_path: String,
     validators: Validators,
@@ -63,10 +65,12 @@ struct Entry {
 }
 
 /// Entries by document root, then URL path: a hit borrows both keys, no
-/// allocation.
+/// allocation. Roots are few (the document root, a route's own): a list
+/// compared byte for byte costs less than hashing a `Path`, which walks its
+/// components.
 #[derive(Default)]
 struct Cache {
-    entries: HashMap<PathBuf, HashMap<Box<str>, Entry>>,
+    roots: Vec<(PathBuf, HashMap<Box<str>, Arc<Entry>>)>,
     count: usize,
     bytes: usize,
 }
@@ -81,23 +85,25 @@ pub fn lookup(root: &Path, path: &str, wants: Wants) -> Option<OpenFile> {
     if wants == Wants::Existence {
         return None;
     }
-    let (canonical, stamp) = {
+    let entry = {
         let mut cache = cache().lock().ok()?;
         let entry = cache.get(root, path)?;
         if entry.stored.elapsed() > TTL {
-            cache.remove(root, path);
+            cache.remove(root, path, &entry);
             return None;
         }
-        (entry.canonical.clone(), entry.stamp)
+        entry
     };
     // Outside the lock: the one system call of a hit.
-    let now = std::fs::metadata(&canonical).ok().map(|m| Stamp::of(&m));
-    let mut cache = cache().lock().ok()?;
-    if now != Some(stamp) {
-        cache.remove(root, path);
+    let now = std::fs::metadata(&entry.canonical)
+        .ok()
+        .map(|m| Stamp::of(&m));
+    if now != Some(entry.stamp) {
+        if let Ok(mut cache) = cache().lock() {
+            cache.remove(root, path, &entry);
+        }
         return None;
     }
-    let entry = cache.get(root, path)?;
     Some(OpenFile {
         url_path: entry.url_path.clone(),
         len: entry.content.len() as u64,
@@ -130,22 +136,22 @@ pub fn store(root: &Path, path: &str, file: &OpenFile) {
             return;
         }
     }
-    let entry = Entry {
-        canonical: Arc::from(canonical.as_path()),
+    let entry = Arc::new(Entry {
+        canonical: canonical.as_path().into(),
         stamp: *stamp,
         url_path: file.url_path.clone(),
         validators: file.validators.clone(),
         modified: file.modified,
         content: content.clone(),
         stored: Instant::now(),
-    };
+    });
     cache.bytes += entry.content.len();
     cache.count += 1;
-    let old = match cache.entries.get_mut(root) {
+    let old = match cache.paths_mut(root) {
         Some(paths) => paths.insert(path.into(), entry),
         None => {
             let paths = HashMap::from([(path.into(), entry)]);
-            cache.entries.insert(root.to_path_buf(), paths);
+            cache.roots.push((root.to_path_buf(), paths));
             None
         }
     };
@@ -156,23 +162,36 @@ pub fn store(root: &Path, path: &str, file: &OpenFile) {
 }
 
 impl Cache {
-    fn get(&self, root: &Path, path: &str) -> Option<&Entry> {
-        self.entries.get(root)?.get(path)
+    fn paths_mut(&mut self, root: &Path) -> Option<&mut HashMap<Box<str>, Arc<Entry>>> {
+        let root = root.as_os_str().as_encoded_bytes();
+        self.roots
+            .iter_mut()
+            .find(|(r, _)| r.as_os_str().as_encoded_bytes() == root)
+            .map(|(_, paths)| paths)
     }
 
-    fn remove(&mut self, root: &Path, path: &str) {
-        if let Some(old) = self.entries.get_mut(root).and_then(|p| p.remove(path)) {
-            self.bytes -= old.content.len();
+    fn get(&mut self, root: &Path, path: &str) -> Option<Arc<Entry>> {
+        self.paths_mut(root)?.get(path).cloned()
+    }
+
+    /// Drop `entry` (not a newer one stored meanwhile under the same path).
+    fn remove(&mut self, root: &Path, path: &str, entry: &Arc<Entry>) {
+        let Some(paths) = self.paths_mut(root) else {
+            return;
+        };
+        if paths.get(path).is_some_and(|e| Arc::ptr_eq(e, entry)) {
+            paths.remove(path);
+            self.bytes -= entry.content.len();
             self.count -= 1;
         }
     }
 
     fn evict_stale(&mut self) {
-        for paths in self.entries.values_mut() {
+        for (_, paths) in &mut self.roots {
             paths.retain(|_, e| e.stored.elapsed() <= TTL);
         }
-        self.entries.retain(|_, paths| !paths.is_empty());
-        let entries = self.entries.values().flat_map(|paths| paths.values());
+        self.roots.retain(|(_, paths)| !paths.is_empty());
+        let entries = self.roots.iter().flat_map(|(_, paths)| paths.values());
         (self.count, self.bytes) = entries.fold((0, 0), |(n, b), e| (n + 1, b + e.content.len()));
     }
 }

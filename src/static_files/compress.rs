@@ -46,18 +46,32 @@ pub fn wanted(parts: &Parts, config: &Compression) -> Vec<Encoding> {
     if parts.method == Method::GET && parts.headers.contains_key(header::RANGE) {
         return Vec::new();
     }
-    compress::acceptable(&parts.headers, &compress::offered(config))
+    compress::acceptable(&parts.headers, compress::offered(config))
 }
 
-/// True when responses for this file depend on `Accept-Encoding`.
-pub fn varies(url_path: &str, config: &Compression) -> bool {
-    !compress::offered(config).is_empty() && is_compressible(url_path)
+/// True when responses for a file of `content_type` depend on
+/// `Accept-Encoding`.
+pub fn varies(content_type: &HeaderValue, config: &Compression) -> bool {
+    !compress::offered(config).is_empty() && is_compressible_type(content_type)
+}
+
+/// True when a request for `url_path` names a file by an extension whose
+/// type is never compressed. (A path without one may be a directory whose
+/// index file is.)
+pub fn never_compressed(url_path: &str) -> bool {
+    let name = url_path.rsplit('/').next().unwrap_or(url_path);
+    let has_extension = name
+        .rsplit_once('.')
+        .is_some_and(|(stem, ext)| !stem.is_empty() && !ext.is_empty());
+    has_extension && !is_compressible(url_path)
 }
 
 fn is_compressible(url_path: &str) -> bool {
-    mime::content_type(url_path)
-        .to_str()
-        .is_ok_and(compress::compressible)
+    is_compressible_type(&mime::content_type(url_path))
+}
+
+fn is_compressible_type(content_type: &HeaderValue) -> bool {
+    content_type.to_str().is_ok_and(compress::compressible)
 }
 
 /// The first of `encodings` with a usable precompressed copy of `file`.
@@ -134,10 +148,10 @@ pub fn choose(mut file: OpenFile, encodings: &[Encoding], config: &Compression) 
 }
 
 fn encoded_validators(v: &Validators, encoding: Encoding) -> Validators {
-    Validators {
-        etag: compress::encoded_etag(&v.etag, encoding).unwrap_or_else(|| v.etag.clone()),
-        last_modified: v.last_modified,
-    }
+    Validators::from_parts(
+        compress::encoded_etag(&v.etag, encoding).unwrap_or_else(|| v.etag.clone()),
+        v.last_modified,
+    )
 }
 
 impl Encoded {

@@ -84,8 +84,11 @@ pub async fn handle(parts: &Parts, path: &str, ctx: &RequestCtx) -> Result<Respo
         _ => Wants::Existence,
     };
     // Hot small files come from the cache when nothing but the path decides
-    // what is sent; everything else takes one trip to the blocking pool.
-    let cacheable = encodings.is_empty();
+    // what is sent; everything else takes one trip to the blocking pool. A
+    // client that accepts codings still gets a hit for a type that is never
+    // compressed (images, archives): browsers ask for gzip every time, and
+    // only a compressible file may have a precompressed copy to look for.
+    let cacheable = encodings.is_empty() || compress::never_compressed(path);
     let cached = if cacheable {
         cache::lookup(root, path, wants)
     } else {
@@ -103,9 +106,9 @@ pub async fn handle(parts: &Parts, path: &str, ctx: &RequestCtx) -> Result<Respo
                 wants,
                 sidecars: encodings.clone(),
             };
-            let target = tokio::task::spawn_blocking(move || resolve::resolve(&lookup))
-                .await
-                .map_err(Error::internal)??;
+            // Boxed: a hit never waits, and should not carry the state of
+            // a miss in every request's future.
+            let target = Box::pin(resolve_blocking(lookup)).await?;
             if let (true, Target::File(file)) = (cacheable, &target) {
                 cache::store(root, path, file);
             }
@@ -125,6 +128,12 @@ pub async fn handle(parts: &Parts, path: &str, ctx: &RequestCtx) -> Result<Respo
     let status = response.status();
     cache_control::apply(&config.cache_control, path, status, response.headers_mut());
     Ok(response)
+}
+
+async fn resolve_blocking(lookup: Lookup) -> Result<Target, Error> {
+    tokio::task::spawn_blocking(move || resolve::resolve(&lookup))
+        .await
+        .map_err(Error::internal)?
 }
 
 fn options() -> Response<Body> {
@@ -181,7 +190,8 @@ fn serve_form(
     ctx: &RequestCtx,
 ) -> Result<Response<Body>, Error> {
     let compression = &ctx.config.compression;
-    let varies = compress::varies(&file.url_path, compression);
+    let content_type = mime::content_type(&file.url_path);
+    let varies = compress::varies(&content_type, compression);
     // HTTP/2 frames body bytes itself: only HTTP/1 sends placeholders as is.
     let lane = ctx
         .conn
@@ -189,7 +199,7 @@ fn serve_form(
         .as_ref()
         .filter(|_| matches!(parts.version, Version::HTTP_10 | Version::HTTP_11));
     let mut response = match compress::choose(file, encodings, compression) {
-        compress::Choice::Identity(file) => serve_file(parts, file, lane)?,
+        compress::Choice::Identity(file) => serve_file(parts, file, content_type, lane)?,
         compress::Choice::Encoded(encoded) => encoded.serve(parts)?,
     };
     if varies {
@@ -202,6 +212,7 @@ fn serve_form(
 fn serve_file(
     parts: &Parts,
     file: OpenFile,
+    content_type: HeaderValue,
     lane: Option<&Arc<Lane>>,
 ) -> Result<Response<Body>, Error> {
     let v = &file.validators;
@@ -215,7 +226,6 @@ fn serve_file(
     }
 
     let plan = range_plan(parts, &file, now);
-    let content_type = mime::content_type(&file.url_path);
     let mut response = Response::new(Body::empty());
     let headers = response.headers_mut();
     headers.insert(header::ETAG, v.etag_header());

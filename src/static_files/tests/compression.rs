@@ -343,3 +343,46 @@ async fn cache_control_by_longest_prefix() {
     assert_eq!(header(&headers, "cache-control"), Some("no-cache"));
     assert!(site.get("/missing.txt", &[]).await.is_err());
 }
+
+#[tokio::test]
+async fn a_cached_index_file_does_not_hide_its_precompressed_copy() {
+    let site = site();
+    write(
+        &site.root.join("docs/index.html.gz"),
+        &gzip(b"<h1>docs, precompressed</h1>"),
+    );
+    // The first request, without codings, puts /docs/ in the small-file cache.
+    let (_, headers, _) = ok(site.get("/docs/", &[]).await);
+    assert_eq!(header(&headers, "content-encoding"), None);
+    let (_, headers, body) = ok(site.get("/docs/", &[("accept-encoding", "gzip")]).await);
+    assert_eq!(header(&headers, "content-encoding"), Some("gzip"));
+    assert_eq!(decode("gzip", &body), b"<h1>docs, precompressed</h1>");
+}
+
+#[tokio::test]
+async fn types_never_compressed_are_served_from_the_cache_and_stay_fresh() {
+    let site = site();
+    write(&site.root.join("pic.png"), b"first version");
+    let gz = [("accept-encoding", "gzip, br")];
+    let (_, headers, body) = ok(site.get("/pic.png", &gz).await);
+    assert_eq!(header(&headers, "content-encoding"), None);
+    assert_eq!(body, b"first version");
+    write(&site.root.join("pic.png"), b"second, longer version");
+    let (_, _, body) = ok(site.get("/pic.png", &gz).await);
+    assert_eq!(body, b"second, longer version");
+}
+
+#[test]
+fn only_a_named_type_that_is_never_compressed_skips_the_sidecar_search() {
+    use super::super::compress::never_compressed;
+    assert!(never_compressed("/pic.png"));
+    assert!(never_compressed("/a/b/archive.tar.gz"));
+    assert!(!never_compressed("/style.css"));
+    assert!(
+        !never_compressed("/docs/"),
+        "a directory's index may be text"
+    );
+    assert!(!never_compressed("/README"));
+    assert!(!never_compressed("/.png"), "a dotfile name, no extension");
+    assert!(!never_compressed("/file."));
+}
