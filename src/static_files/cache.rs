@@ -64,13 +64,15 @@ struct Entry {
     stored: Instant,
 }
 
+type Paths = HashMap<Box<str>, Arc<Entry>>;
+
 /// Entries by document root, then URL path: a hit borrows both keys, no
 /// allocation. Roots are few (the document root, a route's own): a list
 /// compared byte for byte costs less than hashing a `Path`, which walks its
 /// components.
 #[derive(Default)]
 struct Cache {
-    roots: Vec<(PathBuf, HashMap<Box<str>, Arc<Entry>>)>,
+    roots: Vec<(PathBuf, Paths)>,
     count: usize,
     bytes: usize,
 }
@@ -162,7 +164,7 @@ pub fn store(root: &Path, path: &str, file: &OpenFile) {
 }
 
 impl Cache {
-    fn paths_mut(&mut self, root: &Path) -> Option<&mut HashMap<Box<str>, Arc<Entry>>> {
+    fn paths_mut(&mut self, root: &Path) -> Option<&mut Paths> {
         let root = root.as_os_str().as_encoded_bytes();
         self.roots
             .iter_mut()

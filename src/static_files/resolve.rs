@@ -46,8 +46,10 @@ pub struct Lookup {
     pub sidecars: Vec<Encoding>,
 }
 
-/// What the path names.
+/// What the path names. Not boxed: a cache hit makes one per request, and
+/// a box would be an allocation each time.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Target {
     /// It exists (only answered for [`Wants::Existence`]).
     Exists,
