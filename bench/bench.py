@@ -1128,6 +1128,33 @@ def measure_limits():
                                      "p50_ms": median([r.get("p50_ms") for r in runs]),
                                      "p99_ms": median([r.get("p99_ms") for r in runs]), "conns": conns}
         log(f"limit fastcgi:{name}: {limits[f'fastcgi:{name}']['per_sec']}/s")
+    limits.update(measure_hyper_floor())
+    return limits
+
+
+def measure_hyper_floor():
+    """hyper alone answering 1 KiB from memory, pinned as the servers are:
+    what the static 1 KB case would reach with no work of gatehouse's own."""
+    exe = os.path.join(REPO, "target", "release", "examples", "hyper_floor")
+    if "static-1k" not in CFG["cases"] or not os.path.exists(exe):
+        return {}
+    port = CFG["base_port"] + 90
+    p = subprocess.Popen(["taskset", "-c", CFG["server_cpus"], exe, str(port)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    limits = {}
+    try:
+        time.sleep(0.5)
+        for c in CFG["connections"]:
+            wrk(port, "/", c, CFG["warmup"])
+            runs = [wrk(port, "/", c, CFG["duration"]) for _ in range(CFG["runs"])]
+            key = f"http:hyper-1k:{c}"
+            limits[key] = {"runs": [{k: r.get(k) for k in ("rps", "p50_ms", "p99_ms")} for r in runs],
+                           "per_sec": median([r.get("rps") for r in runs]),
+                           "p99_ms": median([r.get("p99_ms") for r in runs]), "conns": c}
+            log(f"limit {key}: {limits[key]['per_sec']}/s")
+    finally:
+        p.kill()
+        p.wait()
     return limits
 
 
@@ -1260,7 +1287,7 @@ def machine():
 
 
 LIMIT_FOR = {"cgi-c": ["spawn:posix_spawn:cpu{s}", "spawn:posix_spawn:all"],
-             "php": ["fastcgi:php-fpm"], "flup": ["fastcgi:flup"]}
+             "php": ["fastcgi:php-fpm"], "flup": ["fastcgi:flup"], "static-1k": ["http:hyper-1k:{c}"]}
 
 
 def report(data):
@@ -1293,10 +1320,14 @@ def report(data):
 
     lim = data.get("limits", {})
     if lim:
-        L += ["## The physical limits (same run, no HTTP)", "",
+        L += ["## The physical limits (same run: no HTTP, or hyper alone)", "",
               "| limit | CPUs | per second | note |", "|---|---|---|---|"]
         for k, v in lim.items():
-            if k.startswith("spawn:"):
+            if k.startswith("http:"):
+                L.append(f"| hyper alone, 1 KiB from memory, {v['conns']} conns (`examples/hyper_floor.rs`) | "
+                         f"server {cfg['server_cpus']}, wrk {cfg['client_cpus']} | {fmt_int(v['per_sec'])} | "
+                         f"p99 {fmt_ms(v.get('p99_ms'))} ms; no files, routing or checks |")
+            elif k.startswith("spawn:"):
                 note = "pipe, spawn, read to EOF, waitpid; 2 workers"
                 if v.get("ballast_mib"):
                     note += f"; each worker holds {v['ballast_mib']} MiB"
@@ -1342,10 +1373,9 @@ def report(data):
     # fraction of the limits
     rows = []
     for case in cfg["cases"]:
-        keys = [k.format(s=cfg["server_cpus"]) for k in LIMIT_FOR.get(case, [])]
-        keys = [k for k in keys if lim.get(k, {}).get("per_sec")]
-        for k in keys:
-            for c in cfg["connections"]:
+        for c in cfg["connections"]:
+            keys = [k.format(s=cfg["server_cpus"], c=c) for k in LIMIT_FOR.get(case, [])]
+            for k in [k for k in keys if lim.get(k, {}).get("per_sec")]:
                 row = [case, k, str(c)]
                 for s in servers:
                     e = data["servers"][s].get("cases", {}).get(case, {}).get(str(c))

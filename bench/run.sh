@@ -45,6 +45,8 @@ fi
 if [ -z "${GATEHOUSE_BIN:-}" ]; then
   cargo build --release --quiet
 fi
+# hyper alone, the floor of the static 1 KB case (examples/hyper_floor.rs).
+cargo build --release --quiet --example hyper_floor
 
 # 3. The run: a work directory for fixtures, configurations, sockets and logs.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"

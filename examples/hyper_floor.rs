@@ -1,48 +1,54 @@
+//! The floor of the static 1 KB case: hyper alone answering every request
+//! with the same 1 KiB from memory (no files, routing, logging or checks),
+//! on a runtime built as gatehouse builds its own. The benchmark measures it
+//! beside the servers, so the table shows how much of a small file's cost is
+//! gatehouse's own work and how much is hyper's and the kernel's.
+//!
+//! Usage: `hyper_floor PORT` (listens on 127.0.0.1).
+
+use std::convert::Infallible;
+
 use bytes::Bytes;
 use http_body_util::Full;
+use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use std::convert::Infallible;
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    let port: u16 = std::env::args()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(18900);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .global_queue_interval(2)
         .build()
-        .unwrap();
+        .expect("runtime");
     let body = Bytes::from(vec![b'x'; 1024]);
-    let auto = std::env::var_os("AUTO").is_some();
-    rt.block_on(async move {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:18900")
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
-            .unwrap();
+            .expect("bind");
+        println!("hyper_floor listening on http://127.0.0.1:{port}");
         loop {
-            let (s, _) = l.accept().await.unwrap();
-            s.set_nodelay(true).unwrap();
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
             let body = body.clone();
             tokio::spawn(async move {
-                let svc = service_fn(move |_req| {
-                    let body = body.clone();
-                    async move {
-                        let mut r = hyper::Response::new(Full::new(body));
-                        r.headers_mut().insert(
-                            "content-type",
-                            hyper::header::HeaderValue::from_static("application/octet-stream"),
-                        );
-                        Ok::<_, Infallible>(r)
-                    }
-                });
-                if auto {
-                    let b = hyper_util::server::conn::auto::Builder::new(
-                        hyper_util::rt::TokioExecutor::new(),
+                let service = service_fn(move |_request| {
+                    let mut response = hyper::Response::new(Full::new(body.clone()));
+                    response.headers_mut().insert(
+                        CONTENT_TYPE,
+                        HeaderValue::from_static("application/octet-stream"),
                     );
-                    let _ = b.serve_connection(TokioIo::new(s), svc).await;
-                } else {
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(s), svc)
-                        .await;
-                }
+                    async move { Ok::<_, Infallible>(response) }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
             });
         }
     });
