@@ -268,6 +268,10 @@ async fn attempt(
     std::mem::swap(records.read_buffer_mut(), read_buf);
     let outcome = drive(&mut records, &mut write_half, answered, req, tx).await;
     std::mem::swap(records.read_buffer_mut(), read_buf);
+    if read_buf.capacity() > 2 * READ_CAPACITY {
+        // Grown for a large record: an idle connection keeps no more than this.
+        *read_buf = BytesMut::new();
+    }
     outcome
 }
 

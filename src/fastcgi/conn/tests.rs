@@ -377,3 +377,69 @@ async fn idle_connections_do_not_starve_a_single_worker_backend() {
     assert_eq!(out, b"\r\nok", "{last:?}");
     assert_eq!(slow.await.unwrap(), b"\r\nok");
 }
+
+#[tokio::test]
+async fn bytes_after_end_request_retire_the_connection() {
+    // The connection keeps its read buffer between requests: leftover bytes
+    // must never reach the next request, so such a connection is not reused.
+    let fake = testing::start(Options::default(), |seen| {
+        let mut bytes = stdout(format!("\r\nanswer {}", seen.param("N").unwrap()).as_bytes());
+        bytes.extend(end(0));
+        if seen.param("N") == Some("1") {
+            bytes.extend(stdout(b"stray"));
+        }
+        vec![Step::Send(bytes)]
+    })
+    .await;
+    let b = backend(&fake.addr, 4);
+    let (out, _) = exchange(&b, request(&[("N", "1")], None, Duration::from_secs(5))).await;
+    assert_eq!(out, b"\r\nanswer 1");
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let (out, last) = exchange(&b, request(&[("N", "2")], None, Duration::from_secs(5))).await;
+    assert_eq!(out, b"\r\nanswer 2", "{last:?}");
+    assert_eq!(fake.accepts.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn answers_larger_than_the_read_buffer_stay_whole_on_a_reused_connection() {
+    // Records split across reads, and a buffer whose last chunks may still be
+    // alive when the next request reads into it.
+    let fake = testing::start(Options::default(), |seen| {
+        let n: u8 = seen.param("N").unwrap().parse().unwrap();
+        let body = vec![b'a' + n; 100_000 + usize::from(n) * 7];
+        let mut text = b"\r\n".to_vec();
+        text.extend(body);
+        let mut bytes = stdout(&text);
+        bytes.extend(end(0));
+        vec![Step::Send(bytes)]
+    })
+    .await;
+    let b = backend(&fake.addr, 4);
+    let mut kept = Vec::new();
+    for n in 0..4u8 {
+        let conn = b.checkout(Duration::from_secs(2)).await.unwrap();
+        let req = request(&[("N", &n.to_string())], None, Duration::from_secs(5));
+        let mut rx = spawn(conn, req);
+        let mut chunks = Vec::new();
+        let last = loop {
+            match rx.recv().await.expect("an end or a failure") {
+                Event::Stdout(bytes) => chunks.push(bytes),
+                other => break other,
+            }
+        };
+        assert!(matches!(last, Event::End(_)), "{last:?}");
+        let out: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+        let mut want = b"\r\n".to_vec();
+        want.extend(vec![b'a' + n; 100_000 + usize::from(n) * 7]);
+        assert!(out == want, "request {n}: {} bytes", out.len());
+        kept.push(chunks); // chunks of earlier answers stay alive meanwhile
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for (n, chunks) in kept.iter().enumerate() {
+        let n = u8::try_from(n).unwrap();
+        assert!(chunks
+            .iter()
+            .all(|c| c.iter().all(|&x| x == b'a' + n || x == b'\r' || x == b'\n')));
+    }
+    assert_eq!(fake.accepts.load(Ordering::SeqCst), 1);
+}
