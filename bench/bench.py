@@ -1324,7 +1324,7 @@ def report(data):
               "| limit | CPUs | per second | note |", "|---|---|---|---|"]
         for k, v in lim.items():
             if k.startswith("http:"):
-                L.append(f"| hyper alone, 1 KiB from memory, {v['conns']} conns (`examples/hyper_floor.rs`) | "
+                L.append(f"| hyper alone, 1 KiB from memory, {v['conns']} conns (`bench/tools/hyper_floor.rs`) | "
                          f"server {cfg['server_cpus']}, wrk {cfg['client_cpus']} | {fmt_int(v['per_sec'])} | "
                          f"p99 {fmt_ms(v.get('p99_ms'))} ms; no files, routing or checks |")
             elif k.startswith("spawn:"):

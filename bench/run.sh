@@ -45,7 +45,7 @@ fi
 if [ -z "${GATEHOUSE_BIN:-}" ]; then
   cargo build --release --quiet
 fi
-# hyper alone, the floor of the static 1 KB case (examples/hyper_floor.rs).
+# hyper alone, the floor of the static 1 KB case (bench/tools/hyper_floor.rs).
 cargo build --release --quiet --example hyper_floor
 
 # 3. The run: a work directory for fixtures, configurations, sockets and logs.
