@@ -59,10 +59,7 @@ pub fn varies(content_type: &HeaderValue, config: &Compression) -> bool {
 /// type is never compressed. (A path without one may be a directory whose
 /// index file is.)
 pub fn never_compressed(url_path: &str) -> bool {
-    let name = url_path.rsplit('/').next().unwrap_or(url_path);
-    let has_extension = name
-        .rsplit_once('.')
-        .is_some_and(|(stem, ext)| !stem.is_empty() && !ext.is_empty());
+    let has_extension = mime::extension(url_path).is_some_and(|ext| !ext.is_empty());
     has_extension && !is_compressible(url_path)
 }
 

@@ -26,9 +26,7 @@ thread_local! {
 /// The Content-Type for a URL path: the type its extension names, with
 /// `; charset=utf-8` for text; `application/octet-stream` when unknown.
 pub fn content_type(path: &str) -> HeaderValue {
-    let name = path.rsplit('/').next().unwrap_or(path);
-    // As `Path::extension`: `.png` alone is a name without one.
-    let Some((_, ext)) = name.rsplit_once('.').filter(|(stem, _)| !stem.is_empty()) else {
+    let Some(ext) = extension(path) else {
         return of_path(path);
     };
     MEMO.with(|memo| {
@@ -43,6 +41,15 @@ pub fn content_type(path: &str) -> HeaderValue {
         memo.insert(ext.into(), value.clone());
         value
     })
+}
+
+/// The extension of a URL path's last segment, as `Path::extension` has it:
+/// `.png` alone is a name without one, `file.` has an empty one.
+pub fn extension(path: &str) -> Option<&str> {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    name.rsplit_once('.')
+        .filter(|(stem, _)| !stem.is_empty())
+        .map(|(_, ext)| ext)
 }
 
 fn of_path(path: &str) -> HeaderValue {
