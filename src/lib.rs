@@ -5,6 +5,7 @@
 //! (one request: id, limits, access log) -> [`router`] (a pure decision) ->
 //! a handler ([`static_files`], [`cgi`], [`fastcgi`]) -> a streaming [`body`].
 
+pub mod access_log;
 pub mod body;
 pub mod cgi;
 pub mod cli;

@@ -514,7 +514,12 @@ fn broken_programs_get_500_or_502_and_a_log_line() {
         assert!(log.contains(words), "{name}: no {words:?} in\n{log}");
     }
     let log = site.srv.stderr_log();
-    assert!(log.contains("CGI stderr: boom"), "{log}");
+    // The program's stderr names the request it came from.
+    assert!(
+        log.lines()
+            .any(|l| l.contains("CGI stderr: boom") && l.contains(" id=")),
+        "{log}"
+    );
 }
 
 #[test]

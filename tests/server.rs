@@ -409,6 +409,37 @@ fn sigterm_drains_and_exits_zero() {
 }
 
 #[test]
+fn access_log_lines_are_all_written_by_shutdown() {
+    // Lines are written in batches: the ones still waiting when SIGTERM
+    // arrives must not be lost.
+    let mut srv = start("shutdown_grace: 2s\n");
+    let mut conn = TcpStream::connect(srv.addr()).unwrap();
+    let mut buf = vec![0u8; 4096];
+    for n in 0..300 {
+        conn.write_all(format!("GET /a.txt?n={n} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .unwrap();
+        let mut got = Vec::new();
+        while !got.ends_with(b"hello\n") {
+            let read = conn.read(&mut buf).unwrap();
+            assert!(read > 0, "closed early");
+            got.extend_from_slice(&buf[..read]);
+        }
+    }
+    drop(conn);
+    let status = srv
+        .signal_and_wait(15, Duration::from_secs(20))
+        .expect("exited");
+    assert_eq!(status.code(), Some(0));
+    let log = srv.wait_for_stdout("?n=299 ");
+    for n in 0..300 {
+        assert!(
+            log.contains(&format!("/a.txt?n={n} HTTP/1.1")),
+            "line {n} lost"
+        );
+    }
+}
+
+#[test]
 fn sigint_exits_zero() {
     let mut srv = start("");
     let status = srv

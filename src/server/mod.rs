@@ -30,10 +30,10 @@ use framing::{FramingIo, FramingObserver};
 pub use tracker::ConnTracker;
 use tracker::{TrackedIo, Verdict};
 
+use crate::access_log::AccessLog;
 use crate::config::{Config, ListenAddr};
 use crate::context::ConnInfo;
 use crate::late_file::{self, LateFileIo};
-use crate::log::AccessLog;
 use crate::service::App;
 use crate::tls::Tls;
 
@@ -181,6 +181,7 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
     }
     app.cgi.kill_all();
     app.fastcgi.shutdown().await;
+    app.flush_access_log();
     Ok(())
 }
 
