@@ -29,7 +29,7 @@ use futures_util::StreamExt;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
-use tokio::sync::{watch, OwnedSemaphorePermit};
+use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tokio_util::io::ReaderStream;
@@ -38,6 +38,7 @@ use crate::context::RequestId;
 use crate::gateway::env::Var;
 
 use super::script::Script;
+use super::Permits;
 
 /// Process groups of the children still running, for shutdown.
 #[derive(Debug, Default)]
@@ -213,14 +214,16 @@ fn resolve_program(program: &OsStr, path: Option<&OsStr>) -> PathBuf {
 }
 
 /// Start `script` with exactly `env` (plus `pass_env` from our own
-/// environment) in its own process group. The reaper holds `permit` until
-/// the child has exited, and kills the group at `deadline` if it still runs.
+/// environment) in its own process group. The reaper holds the route's slot
+/// until the child has exited, its place in the CPU gate until it exits or
+/// is seen waiting (see [`super::Runtime`]), and kills the group at `deadline` if
+/// it still runs.
 pub fn spawn(
     script: &Script,
     env: &[Var<'_>],
     pass_env: &[String],
     deadline: Instant,
-    permit: OwnedSemaphorePermit,
+    permits: Permits,
     live: &Arc<Live>,
     tag: &Tag,
 ) -> io::Result<Spawned> {
@@ -272,7 +275,7 @@ pub fn spawn(
         child,
         pgid,
         deadline,
-        permit,
+        permits,
         live.clone(),
         exit_tx,
         tag.clone(),
@@ -297,21 +300,36 @@ async fn reap(
     mut child: Child,
     pgid: i32,
     deadline: Instant,
-    permit: OwnedSemaphorePermit,
+    permits: Permits,
     live: Arc<Live>,
     exit_tx: watch::Sender<Option<ExitStatus>>,
     tag: Tag,
 ) {
-    let status = tokio::select! {
-        status = child.wait() => status,
-        () = tokio::time::sleep_until(deadline) => {
-            tracing::warn!(id = %tag.id, script = %tag.script, "CGI program ran past its timeout; killing its process group");
-            kill_group(pgid);
-            child.wait().await
+    let Permits { slot, start } = permits;
+    let mut start = Some(start);
+    let started = tokio::time::sleep(super::START_HOLD);
+    let past_deadline = tokio::time::sleep_until(deadline);
+    tokio::pin!(started, past_deadline);
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status,
+            () = &mut started, if start.is_some() => {
+                if is_on_cpu(pgid) {
+                    started.as_mut().reset(Instant::now() + super::START_HOLD);
+                } else {
+                    start = None;
+                }
+            }
+            () = &mut past_deadline => {
+                tracing::warn!(id = %tag.id, script = %tag.script, "CGI program ran past its timeout; killing its process group");
+                kill_group(pgid);
+                break child.wait().await;
+            }
         }
     };
+    drop(start);
     live.remove(pgid);
-    drop(permit);
+    drop(slot);
     match status {
         Ok(status) => {
             if !status.success() {
@@ -333,6 +351,20 @@ async fn reap(
         }
         live.orphan(pgid, false);
     }
+}
+
+/// Whether process `pid` is running or waiting for a CPU (state `R` in
+/// `/proc/PID/stat`), rather than sleeping on I/O or a timer.
+fn is_on_cpu(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // "PID (comm) S ...": comm may hold spaces and parentheses, the state
+    // follows the last ')'.
+    let Some(close) = stat.iter().rposition(|&b| b == b')') else {
+        return false;
+    };
+    stat.get(close + 2) == Some(&b'R')
 }
 
 /// "exited with status 1", "was killed by signal 9 (SIGKILL)".
@@ -493,6 +525,32 @@ mod tests {
                 .contains("#!")
         );
         assert!(stderr_hint("Traceback (most recent call last):").is_none());
+    }
+
+    #[test]
+    fn tells_a_computing_process_from_a_waiting_one() {
+        let mut spin = std::process::Command::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .unwrap();
+        let mut sleep = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        // Both may need a moment to settle (exec, first page faults).
+        let settled = |pid: u32, on_cpu: bool| {
+            (0..200).any(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                is_on_cpu(pid as i32) == on_cpu
+            })
+        };
+        assert!(settled(spin.id(), true));
+        assert!(settled(sleep.id(), false));
+        for child in [&mut spin, &mut sleep] {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+        assert!(!is_on_cpu(spin.id() as i32), "reaped: no such process");
     }
 
     #[test]

@@ -491,3 +491,36 @@ async fn nph_and_head() {
     }
     panic!("the HEAD program did not finish");
 }
+
+/// Waits until `$WANT` programs have started (each leaves a file in
+/// `$BARRIER`), at most 10 s, then says how many had.
+const BARRIER_SH: &str = r#"#!/bin/sh
+touch "$BARRIER/$$"
+i=0
+while [ "$(ls "$BARRIER" | wc -l)" -lt "$WANT" ] && [ $i -lt 200 ]; do
+  sleep 0.05
+  i=$((i+1))
+done
+printf 'Content-Type: text/plain\n\n'
+ls "$BARRIER" | wc -l
+"#;
+
+#[tokio::test]
+async fn waiting_programs_give_back_their_place_in_the_cpu_gate() {
+    // More programs than the gate has places, all waiting for each other:
+    // had the gate kept its places for them, the last ones could not start
+    // until the first gave up.
+    let barrier = tempfile::tempdir().unwrap();
+    let want = Runtime::new(&testutil::config()).starts.available_permits() + 4;
+    let fx = fixture(&[("barrier", BARRIER_SH)], |r| {
+        r.max_processes = want;
+        r.env
+            .push(("BARRIER".into(), barrier.path().display().to_string()));
+        r.env.push(("WANT".into(), want.to_string()));
+    });
+    let requests =
+        (0..want).map(|_| async { text(response(fx.get("/cgi-bin/barrier").await)).await });
+    for answer in futures_util::future::join_all(requests).await {
+        assert_eq!(answer.trim(), want.to_string());
+    }
+}
