@@ -19,7 +19,6 @@ use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::{Frame, SizeHint};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use tracing::Instrument;
 
 use crate::access_log::{AccessLog, AccessRecord};
 use crate::body::{empty_request_body, Body, RequestBody};
@@ -149,16 +148,17 @@ impl App {
                     // Boxed, as FastCGI below: their state machines are
                     // large, and every request's future (static ones
                     // included) would be that size, copied on each move.
-                    let handler = cgi::handle(&self.cgi, i, parts, body, &path, ctx);
-                    let reply = Box::pin(handler.instrument(request_span(ctx.id))).await?;
+                    let reply =
+                        Box::pin(cgi::handle(&self.cgi, i, parts, body, &path, ctx)).await?;
                     parts = template;
                     let opted_in = self.config.cgi[i].compress;
                     compress::gateway_response(reply, &parts.headers, compression, opted_in)
                 }
                 Route::FastCgi(i) => {
                     let template = redirect_template(&parts);
-                    let handler = fastcgi::handle(&self.fastcgi, i, parts, body, &path, ctx);
-                    let reply = Box::pin(handler.instrument(request_span(ctx.id))).await?;
+                    let reply =
+                        Box::pin(fastcgi::handle(&self.fastcgi, i, parts, body, &path, ctx))
+                            .await?;
                     parts = template;
                     let opted_in = self.config.fastcgi[i].compress;
                     compress::gateway_response(reply, &parts.headers, compression, opted_in)
@@ -313,10 +313,10 @@ fn without_body_headers(headers: &HeaderMap) -> HeaderMap {
     headers
 }
 
-/// The span a gateway request's log lines (a program's stderr, backend
-/// errors) carry. Static requests have none: at the default `info` level,
-/// making and entering a span per request cost a tenth of a small file's
-/// rate, for lines that a static request almost never writes.
+/// The span an error's log line carries. Requests have none while they
+/// run: made and entered per request at the default `info` level it cost a
+/// tenth of a small file's rate and 5 % of a php-fpm request's; the lines a
+/// request's program or backend writes name it with an `id` field instead.
 fn request_span(id: RequestId) -> tracing::Span {
     tracing::info_span!("request", id = %id)
 }
