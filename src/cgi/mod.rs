@@ -6,7 +6,7 @@
 //!    spooled when it has none, so CONTENT_LENGTH is always exact;
 //! 3. build the environment ([`crate::gateway::env`]);
 //! 4. take one of the route's `max_processes` slots and a place in the
-//!    CPU gate ([`Runtime`]), waiting at most `queue_timeout` (in arrival
+//!    start gate ([`Runtime`]), waiting at most `queue_timeout` (in arrival
 //!    order), else 503;
 //! 5. spawn the program in its own process group, a reaper task waiting on
 //!    it ([`process::spawn`]);
@@ -51,20 +51,25 @@ const READ_CHUNK: usize = 64 * 1024;
 /// How long to wait for an exit status to explain a failure.
 const EXIT_WAIT: Duration = Duration::from_secs(1);
 
-/// How often a child holding a place in the CPU gate is looked at.
-pub const START_HOLD: Duration = Duration::from_millis(25);
+/// How often a child holding a place in the start gate is looked at.
+pub const START_CHECK: Duration = Duration::from_millis(25);
+/// The longest a child holds a place in the start gate: by then it has
+/// started, and a long computation must not keep others from starting.
+pub const START_MAX: Duration = Duration::from_millis(500);
 
-/// Per-server CGI state: process limits per route, the CPU gate, the live
+/// Per-server CGI state: process limits per route, the start gate, the live
 /// children.
 ///
-/// The CPU gate: at most `2 x CPUs` (at least 4) children may be starting
-/// or computing at once. A new child takes a place, and keeps it until it
-/// exits or is seen (every [`START_HOLD`]) waiting rather than running.
-/// Interpreters spend their first milliseconds on CPU (Python: about 9 ms
-/// here); 64 of them started together on one core share its caches in time
-/// slices, and served 92 req/s where 4 to 16 at a time served 105-107.
-/// A program that waits (on a database, a sleep) gives its place back within
-/// [`START_HOLD`], so the gate never lowers `max_processes` for those.
+/// The start gate: at most `2 x CPUs` (at least 8) children may be starting
+/// at once. A new child takes a place and keeps it until it exits, is seen
+/// (every [`START_CHECK`]) waiting rather than running, or has held it for
+/// [`START_MAX`]. Interpreters spend their first milliseconds on CPU
+/// (Python: about 9 ms here); 64 of them started together on one core share
+/// its caches in time slices, and served 90-92 req/s where 8 at a time
+/// served 105-106. A program that waits (on a database, a sleep) gives its
+/// place back within [`START_CHECK`], and one that computes for long within
+/// [`START_MAX`], so the gate shapes bursts of starts and never lowers
+/// `max_processes`.
 pub struct Runtime {
     slots: Vec<Arc<Semaphore>>,
     starts: Arc<Semaphore>,
@@ -72,7 +77,7 @@ pub struct Runtime {
 }
 
 /// The permits a child runs under: its route's process slot, held until it
-/// has exited, and its place in the CPU gate.
+/// has exited, and its place in the start gate.
 pub struct Permits {
     pub slot: OwnedSemaphorePermit,
     pub start: OwnedSemaphorePermit,
@@ -110,7 +115,7 @@ impl Runtime {
         self.live.len()
     }
 
-    /// Step 4: a process slot of the route, then a place in the CPU gate.
+    /// Step 4: a process slot of the route, then a place in the start gate.
     async fn permits(
         &self,
         route: &CgiRoute,
@@ -139,7 +144,7 @@ impl Runtime {
             .ok_or_else(|| overloaded("all CGI process slots"))?;
         let start = acquire(&self.starts, give_up)
             .await
-            .ok_or_else(|| overloaded("the CGI CPU gate"))?;
+            .ok_or_else(|| overloaded("the CGI start gate"))?;
         Ok(Permits { slot, start })
     }
 }

@@ -215,9 +215,9 @@ fn resolve_program(program: &OsStr, path: Option<&OsStr>) -> PathBuf {
 
 /// Start `script` with exactly `env` (plus `pass_env` from our own
 /// environment) in its own process group. The reaper holds the route's slot
-/// until the child has exited, its place in the CPU gate until it exits or
-/// is seen waiting (see [`super::Runtime`]), and kills the group at `deadline` if
-/// it still runs.
+/// until the child has exited and its place in the start gate while it is
+/// starting (see [`super::Runtime`]), and kills the group at `deadline` if it
+/// still runs.
 pub fn spawn(
     script: &Script,
     env: &[Var<'_>],
@@ -307,15 +307,17 @@ async fn reap(
 ) {
     let Permits { slot, start } = permits;
     let mut start = Some(start);
-    let started = tokio::time::sleep(super::START_HOLD);
+    let start_over = Instant::now() + super::START_MAX;
+    let check = tokio::time::sleep(super::START_CHECK);
     let past_deadline = tokio::time::sleep_until(deadline);
-    tokio::pin!(started, past_deadline);
+    tokio::pin!(check, past_deadline);
     let status = loop {
         tokio::select! {
             status = child.wait() => break status,
-            () = &mut started, if start.is_some() => {
-                if is_on_cpu(pgid) {
-                    started.as_mut().reset(Instant::now() + super::START_HOLD);
+            () = &mut check, if start.is_some() => {
+                let next = Instant::now() + super::START_CHECK;
+                if next < start_over && is_on_cpu(pgid) {
+                    check.as_mut().reset(next);
                 } else {
                     start = None;
                 }

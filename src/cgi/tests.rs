@@ -506,7 +506,7 @@ ls "$BARRIER" | wc -l
 "#;
 
 #[tokio::test]
-async fn waiting_programs_give_back_their_place_in_the_cpu_gate() {
+async fn waiting_programs_give_back_their_place_in_the_start_gate() {
     // More programs than the gate has places, all waiting for each other:
     // had the gate kept its places for them, the last ones could not start
     // until the first gave up.
@@ -520,6 +520,38 @@ async fn waiting_programs_give_back_their_place_in_the_cpu_gate() {
     });
     let requests =
         (0..want).map(|_| async { text(response(fx.get("/cgi-bin/barrier").await)).await });
+    for answer in futures_util::future::join_all(requests).await {
+        assert_eq!(answer.trim(), want.to_string());
+    }
+}
+
+/// Like [`BARRIER_SH`], but never sleeps: it stays on CPU while it waits.
+const BARRIER_SPIN_PY: &str = r#"import os, sys, time
+d, want = os.environ["BARRIER"], int(os.environ["WANT"])
+open(os.path.join(d, str(os.getpid())), "w").close()
+end = time.time() + 10
+while len(os.listdir(d)) < want and time.time() < end:
+    pass
+sys.stdout.write("Content-Type: text/plain\n\n%d\n" % len(os.listdir(d)))
+"#;
+
+#[tokio::test]
+async fn computing_programs_give_back_their_place_in_time() {
+    // Programs that compute (here: spin until all have started) keep their
+    // place only while starting; past `START_MAX` the others get theirs.
+    let barrier = tempfile::tempdir().unwrap();
+    let want = Runtime::new(&testutil::config()).starts.available_permits() + 2;
+    let fx = fixture(&[("spin.py", BARRIER_SPIN_PY)], |r| {
+        // The interpreter itself: a wrapper (pyenv's shim is a shell script)
+        // would wait for its child and give the place back for that reason.
+        r.interpreters = vec![(".py".into(), vec!["/usr/bin/python3".into()])];
+        r.max_processes = want;
+        r.env
+            .push(("BARRIER".into(), barrier.path().display().to_string()));
+        r.env.push(("WANT".into(), want.to_string()));
+    });
+    let requests =
+        (0..want).map(|_| async { text(response(fx.get("/cgi-bin/spin.py").await)).await });
     for answer in futures_util::future::join_all(requests).await {
         assert_eq!(answer.trim(), want.to_string());
     }
