@@ -476,3 +476,45 @@ fn content_length_with_transfer_encoding_is_never_smuggled() {
         "no smuggled second response: {reply}"
     );
 }
+
+#[test]
+fn on_one_cpu_it_serves_files_and_programs_and_stops_cleanly() {
+    // One CPU is a different runtime (see `runtime()` in main.rs): the same
+    // work must be done by it, blocking pool, child processes and signals
+    // included.
+    let dir = site();
+    let cgi = dir.path().join("cgi-bin");
+    std::fs::create_dir(&cgi).unwrap();
+    std::fs::write(
+        cgi.join("hello.sh"),
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nhello %s\\n' \"$QUERY_STRING\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(cgi.join("hello.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut srv = TestServer::start_on_one_cpu(
+        dir,
+        "document_root: htdocs\naccess_log: \"off\"\nshutdown_grace: 2s\ncgi:\n  - prefix: /cgi-bin/\n    dir: cgi-bin\n",
+    );
+    let threads: Vec<_> = (0..16)
+        .map(|n| {
+            let file = srv.url("/a.txt");
+            let program = srv.url(&format!("/cgi-bin/hello.sh?{n}"));
+            std::thread::spawn(move || {
+                let http = client();
+                for _ in 0..10 {
+                    assert_eq!(http.get(&file).send().unwrap().text().unwrap(), "hello\n");
+                    let reply = http.get(&program).send().unwrap().text().unwrap();
+                    assert_eq!(reply, format!("hello {n}\n"));
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let status = srv
+        .signal_and_wait(15, Duration::from_secs(20))
+        .expect("exited");
+    assert_eq!(status.code(), Some(0));
+}

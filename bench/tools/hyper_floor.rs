@@ -20,7 +20,14 @@ fn main() {
         .nth(1)
         .and_then(|p| p.parse().ok())
         .unwrap_or(18900);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // As gatehouse's `runtime()`: current-thread on one CPU.
+    let one_cpu = std::thread::available_parallelism().map_or(true, |n| n.get() == 1);
+    let mut builder = if one_cpu {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = builder
         .enable_all()
         .global_queue_interval(2)
         .build()

@@ -44,13 +44,39 @@ impl TestServer {
         Self::spawn(dir, &args, None).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// [`TestServer::start_in`], the server allowed only CPU 0 (`taskset`),
+    /// as on a one-CPU machine or container.
+    pub fn start_on_one_cpu(dir: tempfile::TempDir, yaml: &str) -> TestServer {
+        let config = dir.path().join("gatehouse.yaml");
+        std::fs::write(&config, yaml).expect("write config");
+        let args = [
+            "-c".to_string(),
+            "0".to_string(),
+            BIN.to_string(),
+            "--config".to_string(),
+            config.display().to_string(),
+            "--listen".to_string(),
+            "127.0.0.1:0".to_string(),
+        ];
+        Self::spawn_program("taskset", dir, &args, None).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// Run the binary with these arguments in `cwd` (default: the temp dir).
     pub fn spawn(
         dir: tempfile::TempDir,
         args: &[String],
         cwd: Option<&Path>,
     ) -> Result<TestServer, String> {
-        let mut child = Command::new(BIN)
+        Self::spawn_program(BIN, dir, args, cwd)
+    }
+
+    fn spawn_program(
+        program: &str,
+        dir: tempfile::TempDir,
+        args: &[String],
+        cwd: Option<&Path>,
+    ) -> Result<TestServer, String> {
+        let mut child = Command::new(program)
             .args(args)
             .current_dir(cwd.unwrap_or(dir.path()))
             .env_remove("RUST_LOG")
@@ -58,7 +84,7 @@ impl TestServer {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("cannot start {BIN}: {e}"))?;
+            .map_err(|e| format!("cannot start {program}: {e}"))?;
         let stderr = Arc::new(Mutex::new(String::new()));
         let stdout = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
