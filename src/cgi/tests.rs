@@ -505,24 +505,29 @@ printf 'Content-Type: text/plain\n\n'
 ls "$BARRIER" | wc -l
 "#;
 
-#[tokio::test]
-async fn waiting_programs_give_back_their_place_in_the_start_gate() {
-    // More programs than the gate has places, all waiting for each other:
-    // had the gate kept its places for them, the last ones could not start
-    // until the first gave up.
+/// Start `extra` more copies of `script` than the start gate has places,
+/// all at once, and check that each saw every copy started: had the gate
+/// kept its places, the last ones could not start until the first gave up.
+async fn all_start(name: &str, script: &str, extra: usize, tweak: impl FnOnce(&mut CgiRoute)) {
     let barrier = tempfile::tempdir().unwrap();
-    let want = Runtime::new(&testutil::config()).starts.available_permits() + 4;
-    let fx = fixture(&[("barrier", BARRIER_SH)], |r| {
+    let want = Runtime::new(&testutil::config()).starts.available_permits() + extra;
+    let fx = fixture(&[(name, script)], |r| {
+        tweak(r);
         r.max_processes = want;
         r.env
             .push(("BARRIER".into(), barrier.path().display().to_string()));
         r.env.push(("WANT".into(), want.to_string()));
     });
-    let requests =
-        (0..want).map(|_| async { text(response(fx.get("/cgi-bin/barrier").await)).await });
+    let uri = format!("/cgi-bin/{name}");
+    let requests = (0..want).map(|_| async { text(response(fx.get(&uri).await)).await });
     for answer in futures_util::future::join_all(requests).await {
         assert_eq!(answer.trim(), want.to_string());
     }
+}
+
+#[tokio::test]
+async fn waiting_programs_give_back_their_place_in_the_start_gate() {
+    all_start("barrier", BARRIER_SH, 4, |_| {}).await;
 }
 
 /// Like [`BARRIER_SH`], but never sleeps: it stays on CPU while it waits.
@@ -537,22 +542,11 @@ sys.stdout.write("Content-Type: text/plain\n\n%d\n" % len(os.listdir(d)))
 
 #[tokio::test]
 async fn computing_programs_give_back_their_place_in_time() {
-    // Programs that compute (here: spin until all have started) keep their
-    // place only while starting; past `START_MAX` the others get theirs.
-    let barrier = tempfile::tempdir().unwrap();
-    let want = Runtime::new(&testutil::config()).starts.available_permits() + 2;
-    let fx = fixture(&[("spin.py", BARRIER_SPIN_PY)], |r| {
+    // Past `START_MAX` a program that is still computing gives its place up.
+    all_start("spin.py", BARRIER_SPIN_PY, 2, |r| {
         // The interpreter itself: a wrapper (pyenv's shim is a shell script)
         // would wait for its child and give the place back for that reason.
         r.interpreters = vec![(".py".into(), vec!["/usr/bin/python3".into()])];
-        r.max_processes = want;
-        r.env
-            .push(("BARRIER".into(), barrier.path().display().to_string()));
-        r.env.push(("WANT".into(), want.to_string()));
-    });
-    let requests =
-        (0..want).map(|_| async { text(response(fx.get("/cgi-bin/spin.py").await)).await });
-    for answer in futures_util::future::join_all(requests).await {
-        assert_eq!(answer.trim(), want.to_string());
-    }
+    })
+    .await;
 }
