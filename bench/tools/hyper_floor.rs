@@ -20,18 +20,7 @@ fn main() {
         .nth(1)
         .and_then(|p| p.parse().ok())
         .unwrap_or(18900);
-    // As gatehouse's `runtime()`: current-thread on one CPU.
-    let one_cpu = std::thread::available_parallelism().map_or(true, |n| n.get() == 1);
-    let mut builder = if one_cpu {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-    };
-    let runtime = builder
-        .enable_all()
-        .global_queue_interval(2)
-        .build()
-        .expect("runtime");
+    let runtime = gatehouse::server::runtime().expect("runtime");
     let body = Bytes::from(vec![b'x'; 1024]);
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
