@@ -2,7 +2,7 @@
 //! connection it came on, its id, and the configuration in force.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::config::Config;
 
@@ -18,6 +18,19 @@ pub struct ConnInfo {
     /// Plain TCP: file bodies of HTTP/1 responses may be read as the socket
     /// takes them, through this lane ([`crate::late_file`]).
     pub file_lane: Option<Arc<crate::late_file::Lane>>,
+    /// The addresses as text, made for the first program or backend request
+    /// and shared by the connection's later ones.
+    pub addr_text: OnceLock<AddrText>,
+}
+
+/// A connection's addresses as the CGI variables spell them (IPv4-mapped
+/// IPv6 addresses as IPv4).
+#[derive(Debug, Clone)]
+pub struct AddrText {
+    pub peer_ip: String,
+    pub peer_port: String,
+    pub local_ip: String,
+    pub local_port: String,
 }
 
 impl ConnInfo {
@@ -29,7 +42,17 @@ impl ConnInfo {
             local: unspecified,
             secure: false,
             file_lane: None,
+            addr_text: OnceLock::new(),
         }
+    }
+
+    pub fn addr_text(&self) -> &AddrText {
+        self.addr_text.get_or_init(|| AddrText {
+            peer_ip: self.peer.ip().to_canonical().to_string(),
+            peer_port: self.peer.port().to_string(),
+            local_ip: self.local.ip().to_canonical().to_string(),
+            local_port: self.local.port().to_string(),
+        })
     }
 
     pub fn scheme(&self) -> &'static str {

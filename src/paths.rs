@@ -20,6 +20,7 @@
 //!   ends up in headers (`Location`), logs and CGI variables, where CR/LF
 //!   splits lines (response splitting, log forging; CWE-113, CWE-117).
 
+use std::borrow::Cow;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -34,12 +35,12 @@ use crate::error::{msg, Error, ErrorKind};
 /// keeps a trailing `/` (also the one implied by a final `.` segment). Encoded
 /// slashes are 404; backslashes, control bytes (NUL, CR, LF, ...), bad escapes
 /// and invalid UTF-8 are 400; `..` segments are 403.
-pub fn normalize(raw_path: &str) -> Result<String, Error> {
+pub fn normalize(raw_path: &str) -> Result<Cow<'_, str>, Error> {
     if !raw_path.starts_with('/') {
         return Err(refuse(ErrorKind::BadRequest, "path does not start with /"));
     }
     if is_normal(raw_path) {
-        return Ok(raw_path.to_owned());
+        return Ok(Cow::Borrowed(raw_path));
     }
     let decoded = decode_once(raw_path.as_bytes())?;
     let decoded = String::from_utf8(decoded)
@@ -62,7 +63,7 @@ pub fn normalize(raw_path: &str) -> Result<String, Error> {
     if out.is_empty() || trailing_slash {
         out.push('/');
     }
-    Ok(out)
+    Ok(Cow::Owned(out))
 }
 
 /// True when `raw` (starting with `/`) is already its own normal form, as

@@ -129,7 +129,12 @@ impl App {
             return Ok(redirect);
         }
         let max_body = usize::try_from(self.config.limits.max_request_body).unwrap_or(usize::MAX);
-        let mut body: RequestBody = Limited::new(incoming, max_body).boxed_unsync();
+        // Boxed only when a handler takes it: a static file never does.
+        let mut incoming = Some(incoming);
+        let mut take_body = move || match incoming.take() {
+            Some(incoming) => Limited::new(incoming, max_body).boxed_unsync(),
+            None => empty_request_body(),
+        };
         let compression = &self.config.compression;
         for _ in 0..=MAX_LOCAL_REDIRECTS {
             let path = paths::normalize(parts.uri.path())?;
@@ -139,27 +144,23 @@ impl App {
                     // must still be well framed (a bad chunk size is a 400,
                     // RFC 9112 section 7.1) and within the limit.
                     if parts.headers.contains_key(header::TRANSFER_ENCODING) {
-                        discard(&mut body).await?;
+                        discard(&mut take_body()).await?;
                     }
                     Reply::Response(static_files::handle(&parts, &path, ctx).await?)
                 }
                 Route::Cgi(i) => {
-                    let template = redirect_template(&parts);
                     // Boxed, as FastCGI below: their state machines are
                     // large, and every request's future (static ones
                     // included) would be that size, copied on each move.
-                    let reply =
-                        Box::pin(cgi::handle(&self.cgi, i, parts, body, &path, ctx)).await?;
-                    parts = template;
+                    let handler = cgi::handle(&self.cgi, i, &parts, take_body(), &path, ctx);
+                    let reply = Box::pin(handler).await?;
                     let opted_in = self.config.cgi[i].compress;
                     compress::gateway_response(reply, &parts.headers, compression, opted_in)
                 }
                 Route::FastCgi(i) => {
-                    let template = redirect_template(&parts);
-                    let reply =
-                        Box::pin(fastcgi::handle(&self.fastcgi, i, parts, body, &path, ctx))
-                            .await?;
-                    parts = template;
+                    let handler =
+                        fastcgi::handle(&self.fastcgi, i, &parts, take_body(), &path, ctx);
+                    let reply = Box::pin(handler).await?;
                     let opted_in = self.config.fastcgi[i].compress;
                     compress::gateway_response(reply, &parts.headers, compression, opted_in)
                 }
@@ -168,11 +169,11 @@ impl App {
                 Reply::Response(response) => return Ok(response),
                 Reply::LocalRedirect(target) => {
                     tracing::debug!(id = %ctx.id, %target, "local redirect");
+                    parts = redirect_template(&parts);
                     parts.uri = target.parse::<Uri>().map_err(|e| {
                         Error::upstream(ErrorKind::BadGateway)
                             .with_cause(format!("local redirect to an invalid URI {target:?}: {e}"))
                     })?;
-                    body = empty_request_body();
                 }
             }
         }

@@ -165,7 +165,7 @@ async fn acquire(sem: &Arc<Semaphore>, give_up: Instant) -> Option<OwnedSemaphor
 pub async fn handle(
     rt: &Runtime,
     route: usize,
-    parts: Parts,
+    parts: &Parts,
     body: RequestBody,
     path: &str,
     ctx: &RequestCtx,
@@ -182,8 +182,8 @@ pub async fn handle(
         id: ctx.id,
         script: script.script_name.as_str().into(),
     };
-    let input = input::prepare(&parts, body, config.limits.max_request_body, deadline).await?;
-    let vars = environment(&parts, ctx, r, &script, input.content_length());
+    let input = input::prepare(parts, body, config.limits.max_request_body, deadline).await?;
+    let vars = environment(parts, ctx, r, &script, input.content_length());
     let permits = rt.permits(r, route, deadline).await?;
     let Spawned {
         stdin,

@@ -64,7 +64,7 @@ impl Fixture {
             .unwrap()
             .into_owned();
         let (parts, body) = req.into_parts();
-        handle(&self.rt, 0, parts, body, &path, &self.ctx).await
+        handle(&self.rt, 0, &parts, body, &path, &self.ctx).await
     }
 
     async fn get(&self, uri: &str) -> Result<Reply, Error> {
@@ -236,14 +236,14 @@ async fn oversized_bodies_are_413() {
         .body(full(&b"01234567890"[..]))
         .unwrap();
     let (parts, body) = req.into_parts();
-    let reply = handle(&fx.rt, 0, parts, body, "/cgi-bin/echo", &ctx).await;
+    let reply = handle(&fx.rt, 0, &parts, body, "/cgi-bin/echo", &ctx).await;
     assert_eq!(error_kind(reply), ErrorKind::PayloadTooLarge);
     let req = Request::post("/cgi-bin/echo")
         .header("transfer-encoding", "chunked")
         .body(chunked(vec![b"0123456", b"7890"]))
         .unwrap();
     let (parts, body) = req.into_parts();
-    let reply = handle(&fx.rt, 0, parts, body, "/cgi-bin/echo", &ctx).await;
+    let reply = handle(&fx.rt, 0, &parts, body, "/cgi-bin/echo", &ctx).await;
     assert_eq!(error_kind(reply), ErrorKind::PayloadTooLarge);
 }
 

@@ -391,7 +391,9 @@ async fn read_response<R: AsyncRead + Unpin>(
     // One timer for the whole request, moved only when it fires early:
     // progress pushes the deadline back without touching the timer wheel.
     let silence = tokio::time::sleep_until(progress.last() + read_timeout);
-    tokio::pin!(silence);
+    // Made once: each one registers with the channel (a lock) when polled.
+    let abandoned = tx.closed();
+    tokio::pin!(silence, abandoned);
     loop {
         let next = tokio::select! {
             next = records.next() => next,
@@ -403,7 +405,7 @@ async fn read_response<R: AsyncRead + Unpin>(
                 }
                 return ReadEnd::Timeout;
             }
-            () = tx.closed() => return ReadEnd::Abandoned,
+            () = &mut abandoned => return ReadEnd::Abandoned,
         };
         let rec = match next {
             None => return ReadEnd::Eof,

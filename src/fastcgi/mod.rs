@@ -155,7 +155,7 @@ impl Runtime {
 pub async fn handle(
     rt: &Runtime,
     route: usize,
-    parts: Parts,
+    parts: &Parts,
     body: RequestBody,
     path: &str,
     ctx: &RequestCtx,
@@ -180,10 +180,10 @@ pub async fn handle(
     }
 
     // 3
-    let (content_length, body) = settle_body(&parts, body, ctx).await?;
+    let (content_length, body) = settle_body(parts, body, ctx).await?;
 
     // 4
-    let vars = params(&parts, ctx, config, &target, content_length);
+    let vars = params(parts, ctx, config, &target, content_length);
 
     // 5
     let conn = upstream.checkout(config.connect_timeout).await?;

@@ -83,8 +83,6 @@ pub struct EnvOptions<'a> {
 /// `SERVER_SOFTWARE`.
 pub const SERVER_SOFTWARE: &str = concat!("gatehouse/", env!("CARGO_PKG_VERSION"));
 
-/// Longest text of an IP address (`INET6_ADDRSTRLEN` less its NUL).
-const MAX_IP_TEXT: usize = 45;
 /// Longest decimal `u64`.
 const MAX_U64_TEXT: usize = 20;
 
@@ -136,10 +134,10 @@ pub fn build<'a>(
     set("QUERY_STRING", text(parts.uri.query().unwrap_or("")));
     // 4.1.8, 4.1.9: REMOTE_HOST may be the address when no name is known;
     // a DNS look-up per request would be slow and spoofable.
-    let peer_ip = ctx.conn.peer.ip().to_canonical();
-    set("REMOTE_ADDR", display(peer_ip, MAX_IP_TEXT));
-    set("REMOTE_HOST", display(peer_ip, MAX_IP_TEXT));
-    set("REMOTE_PORT", display(ctx.conn.peer.port(), MAX_U64_TEXT));
+    let addr = ctx.conn.addr_text();
+    set("REMOTE_ADDR", text(&addr.peer_ip));
+    set("REMOTE_HOST", text(&addr.peer_ip));
+    set("REMOTE_PORT", text(&addr.peer_port));
     // 4.1.12
     set("REQUEST_METHOD", text(parts.method.as_str()));
     // 4.1.13
@@ -150,7 +148,7 @@ pub fn build<'a>(
         text(server_name(parts, &ctx.config.server_name)),
     );
     // 4.1.15
-    set("SERVER_PORT", display(ctx.conn.local.port(), MAX_U64_TEXT));
+    set("SERVER_PORT", text(&addr.local_port));
     // 4.1.16
     set("SERVER_PROTOCOL", text(protocol(parts.version)));
     // 4.1.17
@@ -165,10 +163,7 @@ pub fn build<'a>(
     if let Some(root) = opts.document_root {
         set("DOCUMENT_ROOT", Cow::Borrowed(root.as_os_str().as_bytes()));
     }
-    set(
-        "SERVER_ADDR",
-        display(ctx.conn.local.ip().to_canonical(), MAX_IP_TEXT),
-    );
+    set("SERVER_ADDR", text(&addr.local_ip));
     set("REQUEST_SCHEME", text(ctx.conn.scheme()));
     if ctx.conn.secure {
         set("HTTPS", Cow::Borrowed(b"on"));

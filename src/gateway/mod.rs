@@ -55,6 +55,7 @@ pub(crate) mod testutil {
                 local,
                 secure,
                 file_lane: None,
+                addr_text: Default::default(),
             }),
             config: Arc::new(config),
         }

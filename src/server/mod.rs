@@ -274,6 +274,7 @@ async fn accept(listener: &Listener) -> io::Result<(Stream, ConnInfo)> {
                 local,
                 secure: matches!(listener, Listener::Tls(..)),
                 file_lane: lane,
+                addr_text: Default::default(),
             };
             Ok((stream, info))
         }

@@ -57,7 +57,7 @@ impl Stamp {
 struct Entry {
     canonical: Box<Path>,
     stamp: Stamp,
-    url_path: String,
+    url_path: Arc<str>,
     validators: Validators,
     modified: Option<SystemTime>,
     content: Bytes,

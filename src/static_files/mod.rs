@@ -260,7 +260,7 @@ fn serve_file(
             (StatusCode::PARTIAL_CONTENT, multipart.len, body)
         }
     };
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body_len));
+    headers.insert(header::CONTENT_LENGTH, v.length_header(body_len));
     *response.status_mut() = status;
     // HEAD has no source: same headers, no body.
     *response.body_mut() = body.unwrap_or_default();

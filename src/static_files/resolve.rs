@@ -7,6 +7,7 @@ use std::fs::{Metadata, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use nix::fcntl::OFlag;
@@ -65,7 +66,7 @@ pub enum Target {
 #[derive(Debug)]
 pub struct OpenFile {
     /// The URL path of the file itself (an index file's name gives the type).
-    pub url_path: String,
+    pub url_path: Arc<str>,
     pub len: u64,
     pub validators: Validators,
     /// `None` for HEAD.
@@ -173,7 +174,7 @@ pub(super) fn open(path: &Path, url_path: &str, wants: Wants) -> Result<OpenFile
         Wants::Headers | Wants::Existence => None,
     };
     Ok(OpenFile {
-        url_path: url_path.to_owned(),
+        url_path: url_path.into(),
         len,
         validators: Validators::from_metadata(&meta),
         source,

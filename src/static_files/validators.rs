@@ -3,6 +3,7 @@
 
 use std::fs::Metadata;
 use std::os::unix::fs::MetadataExt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::HeaderValue;
@@ -11,7 +12,7 @@ use http::HeaderValue;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Validators {
     /// The strong entity tag, quotes included: `"<len hex>-<mtime ns hex>"`.
-    pub etag: String,
+    etag: Arc<str>,
     /// Modification time, whole seconds as HTTP dates carry; `None` when it
     /// cannot be written as an HTTP date (before 1970 or after 9999).
     pub last_modified: Option<SystemTime>,
@@ -19,6 +20,8 @@ pub struct Validators {
     /// times, and formatting the date was ~1.5% of a small file's cost.
     etag_value: HeaderValue,
     last_modified_value: Option<HeaderValue>,
+    /// The whole file's `Content-Length`, with the length it was made for.
+    length_value: Option<(u64, HeaderValue)>,
 }
 
 impl Validators {
@@ -37,7 +40,10 @@ impl Validators {
             .ok()
             .filter(|&secs| secs < 253_402_300_800)
             .map(|secs| UNIX_EPOCH + Duration::from_secs(secs));
-        Validators::from_parts(etag, last_modified)
+        Validators {
+            length_value: Some((len, HeaderValue::from(len))),
+            ..Validators::from_parts(etag, last_modified)
+        }
     }
 
     /// `etag` is a quoted entity tag (made by [`Validators::new`] or derived
@@ -47,9 +53,15 @@ impl Validators {
             etag_value: HeaderValue::from_str(&etag).expect("hex digits and quotes"),
             last_modified_value: last_modified
                 .map(|t| HeaderValue::from_str(&httpdate::fmt_http_date(t)).expect("ASCII date")),
-            etag,
+            etag: etag.into(),
             last_modified,
+            length_value: None,
         }
+    }
+
+    /// The entity tag, quotes included.
+    pub fn etag(&self) -> &str {
+        &self.etag
     }
 
     pub fn etag_header(&self) -> HeaderValue {
@@ -58,6 +70,15 @@ impl Validators {
 
     pub fn last_modified_header(&self) -> Option<HeaderValue> {
         self.last_modified_value.clone()
+    }
+
+    /// `Content-Length: len`, made once per file version for the length it
+    /// was seen with (a cached file's full responses then allocate none).
+    pub fn length_header(&self, len: u64) -> HeaderValue {
+        match &self.length_value {
+            Some((known, value)) if *known == len => value.clone(),
+            _ => HeaderValue::from(len),
+        }
     }
 }
 
@@ -75,21 +96,21 @@ mod tests {
     #[test]
     fn etag_and_last_modified_format() {
         let v = validators();
-        assert_eq!(v.etag, "\"1234-ae1b981bc490bf4\"");
+        assert_eq!(v.etag(), "\"1234-ae1b981bc490bf4\"");
         assert_eq!(v.last_modified_header().unwrap(), LM);
-        assert_eq!(v.etag_header(), v.etag.as_str());
+        assert_eq!(v.etag_header(), v.etag());
         // Nanoseconds change the tag but not the HTTP date.
         let later = Validators::new(0x1234, 784_111_777, 501);
-        assert_ne!(later.etag, v.etag);
+        assert_ne!(later.etag(), v.etag());
         assert_eq!(later.last_modified, v.last_modified);
         // A different length changes the tag.
-        assert_ne!(Validators::new(0x1235, 784_111_777, 500).etag, v.etag);
+        assert_ne!(Validators::new(0x1235, 784_111_777, 500).etag(), v.etag());
     }
 
     #[test]
     fn dates_outside_http_range_have_no_last_modified() {
         let old = Validators::new(3, -10, 0);
-        assert_eq!(old.etag, "\"3-0\"");
+        assert_eq!(old.etag(), "\"3-0\"");
         assert_eq!(old.last_modified, None);
         assert_eq!(Validators::new(3, 253_402_300_800, 0).last_modified, None);
         assert!(Validators::new(3, 253_402_300_799, 0)

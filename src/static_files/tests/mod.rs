@@ -81,6 +81,7 @@ impl Site {
                 local: "127.0.0.1:8080".parse().unwrap(),
                 secure: false,
                 file_lane: None,
+                addr_text: Default::default(),
             }),
             config: Arc::new(self.config.clone()),
         }
