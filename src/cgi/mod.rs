@@ -19,6 +19,7 @@
 //! `timeout` covers the whole request, from step 1 to the last body byte.
 
 mod input;
+pub mod located;
 mod output;
 pub mod process;
 pub mod script;
@@ -43,6 +44,7 @@ use crate::gateway::env::{self, EnvOptions, ScriptInfo};
 use crate::gateway::response::{self, GatewayHead, HeadError, HeadParser, Mode, Settled};
 use crate::reply::Reply;
 
+use self::located::Located;
 use self::process::{Live, Spawned, Tag};
 use self::script::Script;
 
@@ -74,6 +76,7 @@ pub struct Runtime {
     slots: Vec<Arc<Semaphore>>,
     starts: Arc<Semaphore>,
     live: Arc<Live>,
+    located: Located,
 }
 
 /// The permits a child runs under: its route's process slot, held until it
@@ -102,6 +105,7 @@ impl Runtime {
             slots,
             starts: Arc::new(Semaphore::new((2 * cpus).max(8))),
             live: Arc::new(Live::default()),
+            located: Located::new(config.cgi.len()),
         }
     }
 
@@ -177,7 +181,7 @@ pub async fn handle(
         .ok_or_else(|| Error::internal("no such CGI route"))?;
     let deadline = Instant::now() + r.timeout;
 
-    let script = locate(&config, route, path).await?;
+    let script = rt.locate(&config, route, path).await?;
     let tag = Tag {
         id: ctx.id,
         script: script.script_name.as_str().into(),
@@ -300,12 +304,31 @@ where
     response
 }
 
-/// Step 1 off the async workers (it stats and canonicalises paths).
-async fn locate(config: &Arc<Config>, route: usize, path: &str) -> Result<Script, Error> {
-    let (config, path) = (config.clone(), path.to_owned());
-    tokio::task::spawn_blocking(move || script::locate(&config.cgi[route], &path))
+impl Runtime {
+    /// Step 1: from the cache of programs recently found, or off the async
+    /// workers (it stats and canonicalises paths).
+    async fn locate(
+        &self,
+        config: &Arc<Config>,
+        route: usize,
+        path: &str,
+    ) -> Result<Arc<Script>, Error> {
+        if let Some(script) = self.located.get(route, path) {
+            return Ok(script);
+        }
+        let (config, owned_path) = (config.clone(), path.to_owned());
+        let (script, stamp) = tokio::task::spawn_blocking(move || {
+            let script = script::locate(&config.cgi[route], &owned_path)?;
+            let stamp = located::Stamp::of(&script.file);
+            Ok::<_, Error>((Arc::new(script), stamp))
+        })
         .await
-        .map_err(|e| Error::internal(format!("looking up a CGI program: {e}")))?
+        .map_err(|e| Error::internal(format!("looking up a CGI program: {e}")))??;
+        if let Some(stamp) = stamp {
+            self.located.put(route, path, script.clone(), stamp);
+        }
+        Ok(script)
+    }
 }
 
 /// A spawn failure, in words that say what to fix (`service` logs it).
