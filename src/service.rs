@@ -169,11 +169,11 @@ impl App {
                 Reply::Response(response) => return Ok(response),
                 Reply::LocalRedirect(target) => {
                     tracing::debug!(id = %ctx.id, %target, "local redirect");
-                    parts = redirect_template(&parts);
-                    parts.uri = target.parse::<Uri>().map_err(|e| {
+                    let uri = target.parse::<Uri>().map_err(|e| {
                         Error::upstream(ErrorKind::BadGateway)
                             .with_cause(format!("local redirect to an invalid URI {target:?}: {e}"))
                     })?;
+                    parts = redirected(&parts, uri);
                 }
             }
         }
@@ -295,15 +295,15 @@ fn is_registered_method(method: &Method) -> bool {
     ) || REGISTERED_METHODS.contains(&method.as_str())
 }
 
-/// What a re-dispatched local redirect starts from: the original request's
+/// The request a local redirect to `uri` re-dispatches: the original request's
 /// headers, as a GET without a body (RFC 3875 section 6.2.2).
-fn redirect_template(parts: &Parts) -> Parts {
-    let (mut template, ()) = Request::new(()).into_parts();
-    template.method = Method::GET;
-    template.version = parts.version;
-    template.uri = parts.uri.clone();
-    template.headers = without_body_headers(&parts.headers);
-    template
+fn redirected(parts: &Parts, uri: Uri) -> Parts {
+    let (mut next, ()) = Request::new(()).into_parts();
+    next.method = Method::GET;
+    next.version = parts.version;
+    next.uri = uri;
+    next.headers = without_body_headers(&parts.headers);
+    next
 }
 
 fn without_body_headers(headers: &HeaderMap) -> HeaderMap {
