@@ -518,3 +518,53 @@ fn on_one_cpu_it_serves_files_and_programs_and_stops_cleanly() {
         .expect("exited");
     assert_eq!(status.code(), Some(0));
 }
+
+#[test]
+fn memory_a_burst_of_connections_took_goes_back_once_they_close() {
+    let srv = start("access_log: \"off\"\n");
+    let ask = |stream: &mut TcpStream| {
+        stream
+            .write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut buf = [0u8; 1024];
+        let n = stream.read(&mut buf).unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    };
+    let mut warm = TcpStream::connect(srv.addr()).unwrap();
+    ask(&mut warm);
+    let idle = support::rss_kib(srv.pid());
+    // Each open connection holds its buffers, task and futures: together
+    // they grow the heap by megabytes.
+    let burst: Vec<TcpStream> = (0..500)
+        .map(|_| {
+            let mut stream = TcpStream::connect(srv.addr()).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            ask(&mut stream);
+            stream
+        })
+        .collect();
+    let busy = support::rss_kib(srv.pid());
+    let grown = busy.saturating_sub(idle);
+    assert!(
+        grown > 4 * 1024,
+        "500 connections grew RSS by only {grown} KiB"
+    );
+    drop(burst);
+    // Counted once a second: freed memory goes back within a few.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut now = busy;
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(250));
+        now = support::rss_kib(srv.pid());
+        if now < idle + grown / 2 {
+            break;
+        }
+    }
+    assert!(
+        now < idle + grown / 2,
+        "RSS idle {idle} KiB, with 500 connections {busy} KiB, after they closed {now} KiB"
+    );
+    ask(&mut warm);
+}

@@ -9,6 +9,7 @@
 //! FastCGI backends stopped.
 
 mod framing;
+mod heap_trim;
 mod observed;
 mod tracker;
 
@@ -151,6 +152,12 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let connections = TaskTracker::new();
     let builder = Arc::new(http_builder(&app.config));
+    let peak = Arc::new(heap_trim::Peak::default());
+    tokio::spawn(heap_trim::run(
+        connections.clone(),
+        peak.clone(),
+        shutdown_rx.clone(),
+    ));
 
     let mut accept_loops = Vec::new();
     for listener in listeners {
@@ -159,6 +166,7 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
             builder: builder.clone(),
             shutdown: shutdown_rx.clone(),
             connections: connections.clone(),
+            peak: peak.clone(),
         };
         accept_loops.push(tokio::spawn(server.accept_loop(listener)));
     }
@@ -216,6 +224,8 @@ struct Server {
     builder: Arc<auto::Builder<TokioExecutor>>,
     shutdown: watch::Receiver<bool>,
     connections: TaskTracker,
+    /// The most connections open at once, for [`heap_trim`].
+    peak: Arc<heap_trim::Peak>,
 }
 
 impl Server {
@@ -233,6 +243,7 @@ impl Server {
                         shutdown: self.shutdown.clone(),
                     };
                     self.connections.spawn(conn.serve(stream, Arc::new(info)));
+                    self.peak.saw(self.connections.len());
                 }
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
