@@ -17,12 +17,8 @@
 //! Memory per connection is a few dozen bytes whatever the file and the
 //! connection count.
 //!
-//! sendfile alone was measured slower than a copy from a mapping over
-//! loopback (180 against 330 10 MB responses a second at 100 connections):
-//! each call filled a send buffer of megabytes that the receiver's own
-//! acknowledgements then transmitted, on its CPU. A low not-sent mark on the
-//! socket ([`set_not_sent_low_mark`]) keeps the transmission on the sender's
-//! side, and sendfile is then ahead at every connection count.
+//! sendfile needs a low not-sent mark on the socket to be fast here (see
+//! [`set_not_sent_low_mark`] for why and what was measured).
 //!
 //! Only where nothing above the socket reads the bytes: plain TCP (TLS
 //! encrypts them) and HTTP/1 (the HTTP/2 framer copies small frames), and
@@ -372,13 +368,10 @@ fn send_range(socket: &TcpStream, file: &File, offset: u64, len: usize) -> io::R
     use rustix::io::Errno;
     let len = len.min(MAX_SEND_PER_CALL);
     let mut at = offset;
-    match rustix::fs::sendfile(socket.as_fd(), file, Some(&mut at), len) {
-        Ok(n) => Ok(n),
-        Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
-            send_copied(socket, file, offset, len)
-        }
-        Err(e) => Err(e.into()),
-    }
+    rustix::fs::sendfile(socket.as_fd(), file, Some(&mut at), len).or_else(|e| match e {
+        Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP => send_copied(socket, file, offset, len),
+        e => Err(e.into()),
+    })
 }
 
 thread_local! {
