@@ -10,7 +10,6 @@
 //! stops taking lines (a pipe nobody reads), new lines are counted and
 //! dropped rather than growing memory, and the count goes to the error log.
 
-use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -20,6 +19,7 @@ use http::{HeaderValue, Method, Uri, Version};
 
 use crate::config::LogTarget;
 use crate::context::RequestId;
+use crate::log_file::{LogFile, SharedLogFile};
 
 /// Under load, at most one write per this interval.
 pub const BATCH_INTERVAL: Duration = Duration::from_millis(10);
@@ -67,9 +67,8 @@ impl AccessLog {
         let out: Box<dyn Write + Send> = match target {
             LogTarget::Off => return Ok(AccessLog { shared: None }),
             LogTarget::Std => Box::new(io::stdout()),
-            LogTarget::File(path) => {
-                Box::new(OpenOptions::new().create(true).append(true).open(path)?)
-            }
+            // Reopened under its path on SIGUSR1/SIGHUP (logrotate).
+            LogTarget::File(path) => Box::new(SharedLogFile(LogFile::open(path)?)),
         };
         let shared = Arc::new(Shared {
             pending: Mutex::default(),

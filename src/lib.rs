@@ -17,6 +17,7 @@ pub mod fastcgi;
 pub mod gateway;
 pub mod late_file;
 pub mod log;
+pub mod log_file;
 pub mod paths;
 pub mod privileges;
 pub mod reply;

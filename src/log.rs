@@ -1,12 +1,11 @@
 //! The error log, through `tracing` (the access log is [`crate::access_log`]).
 
-use std::fs::OpenOptions;
 use std::io;
-use std::sync::Mutex;
 
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, LogTarget};
+use crate::log_file::{LogFile, SharedLogFile};
 
 /// Install the global `tracing` subscriber writing to the configured error log.
 /// `RUST_LOG` overrides `log_level` when set.
@@ -20,10 +19,10 @@ pub fn init_error_log(config: &Config) -> io::Result<()> {
         .with_target(false);
     let result = match &config.error_log {
         LogTarget::File(path) => {
-            let file = OpenOptions::new().create(true).append(true).open(path)?;
+            let file = LogFile::open(path)?;
             builder
                 .with_ansi(false)
-                .with_writer(Mutex::new(file))
+                .with_writer(move || SharedLogFile(file.clone()))
                 .try_init()
         }
         LogTarget::Off => builder.with_writer(io::sink).try_init(),

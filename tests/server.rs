@@ -372,15 +372,7 @@ fn access_log_to_a_file_and_off() {
     let log_path = dir.path().join("access.log");
     let srv = TestServer::start_in(dir, "document_root: htdocs\naccess_log: access.log\n");
     client().get(srv.url("/a.txt")).send().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut content = String::new();
-    while Instant::now() < deadline {
-        content = std::fs::read_to_string(&log_path).unwrap_or_default();
-        if content.contains("GET /a.txt") {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let content = wait_for_file(&log_path, "GET /a.txt");
     assert!(
         content.contains("\"GET /a.txt HTTP/1.1\" 200 6"),
         "{content}"
@@ -391,6 +383,80 @@ fn access_log_to_a_file_and_off() {
     client().get(off.url("/a.txt")).send().unwrap();
     std::thread::sleep(Duration::from_millis(300));
     assert!(!off.stdout_log().contains("GET /a.txt"));
+}
+
+/// Wait until the file at `path` contains `needle`; its content then.
+fn wait_for_file(path: &std::path::Path, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let content = std::fs::read_to_string(path).unwrap_or_default();
+        if content.contains(needle) || Instant::now() > deadline {
+            return content;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigusr1_and_sighup_reopen_log_files_moved_away() {
+    let dir = site();
+    let logs = dir.path().to_path_buf();
+    let (access, errors) = (logs.join("access.log"), logs.join("error.log"));
+    let mut srv = TestServer::start_in(
+        dir,
+        "document_root: htdocs\naccess_log: access.log\nerror_log: error.log\nlog_level: info\n",
+    );
+    let get = |tag: &str| {
+        let response = client().get(srv.url(&format!("/a.txt?{tag}"))).send();
+        assert_eq!(response.unwrap().status(), 200, "{tag}");
+    };
+    get("first");
+    assert!(wait_for_file(&access, "?first ").contains("?first "));
+    for (signal, round) in [(10, 1), (1, 2)] {
+        std::fs::rename(&access, logs.join(format!("access.log.{round}"))).unwrap();
+        std::fs::rename(&errors, logs.join(format!("error.log.{round}"))).unwrap();
+        srv.signal(signal);
+        let new_errors = wait_for_file(&errors, "log files reopened");
+        assert!(
+            new_errors.contains("log files reopened"),
+            "signal {signal}: {new_errors:?}"
+        );
+        let tag = format!("after{round}");
+        get(&tag);
+        let new_access = wait_for_file(&access, &format!("?{tag} "));
+        assert!(new_access.contains(&format!("?{tag} ")), "{new_access:?}");
+        let rotated = std::fs::read_to_string(logs.join(format!("access.log.{round}"))).unwrap();
+        assert!(!rotated.contains(&format!("?{tag} ")), "{rotated:?}");
+    }
+    let first = std::fs::read_to_string(logs.join("access.log.1")).unwrap();
+    assert!(first.contains("?first "), "{first:?}");
+    assert!(!std::fs::read_to_string(&access)
+        .unwrap()
+        .contains("?first "));
+    let status = srv
+        .signal_and_wait(15, Duration::from_secs(20))
+        .expect("exited");
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn a_log_that_cannot_be_reopened_keeps_the_old_file() {
+    let dir = site();
+    std::fs::create_dir(dir.path().join("logs")).unwrap();
+    let base = dir.path().to_path_buf();
+    let srv = TestServer::start_in(
+        dir,
+        "document_root: htdocs\naccess_log: logs/access.log\nerror_log: \"-\"\nlog_level: info\n",
+    );
+    // The directory goes away: the path cannot be opened again.
+    std::fs::rename(base.join("logs"), base.join("gone")).unwrap();
+    srv.signal(10);
+    let stderr = srv.wait_for_stderr("cannot reopen a log file");
+    assert!(stderr.contains("cannot reopen a log file"), "{stderr}");
+    let response = client().get(srv.url("/a.txt?kept")).send().unwrap();
+    assert_eq!(response.status(), 200);
+    let kept = wait_for_file(&base.join("gone/access.log"), "?kept ");
+    assert!(kept.contains("?kept "), "{kept:?}");
 }
 
 #[test]

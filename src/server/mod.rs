@@ -11,6 +11,7 @@
 mod framing;
 mod heap_trim;
 mod observed;
+mod signals;
 mod tracker;
 
 use std::convert::Infallible;
@@ -116,9 +117,12 @@ fn remove_stale_socket(path: &std::path::Path) {
         }
     }
 }
-
+/// Run the server until SIGTERM/SIGINT, then drain and return; SIGUSR1 and
+/// SIGHUP reopen the log files meanwhile.
 /// Run the server until SIGTERM/SIGINT, then drain and return.
 pub async fn run(mut config: Config) -> Result<(), StartError> {
+    let (mut stop, reopen) = signals::install()
+        .map_err(|e| StartError(format!("cannot install signal handlers: {e}")))?;
     let tls = match &config.tls {
         Some(tls) => Some(Tls::new(tls, &config.server_name).map_err(StartError)?),
         None => None,
@@ -149,6 +153,7 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
     let app = App::with_access_log(config, access_log)
         .await
         .map_err(|e| StartError(format!("cannot start: {e}")))?;
+    tokio::spawn(reopen.serve());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let connections = TaskTracker::new();
     let builder = Arc::new(http_builder(&app.config));
@@ -171,7 +176,7 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
         accept_loops.push(tokio::spawn(server.accept_loop(listener)));
     }
 
-    wait_for_signal().await;
+    stop.recv().await;
     tracing::info!(
         "shutting down: draining connections for up to {:?}",
         app.config.shutdown_grace
@@ -191,16 +196,6 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
     app.fastcgi.shutdown().await;
     app.flush_access_log();
     Ok(())
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
 }
 
 fn http_builder(config: &Config) -> auto::Builder<TokioExecutor> {

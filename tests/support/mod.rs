@@ -222,6 +222,11 @@ impl TestServer {
         }
     }
 
+    /// Send a signal and return at once.
+    pub fn signal(&self, signal: i32) {
+        unsafe_kill(self.pid(), signal);
+    }
+
     /// Send a signal and wait for the exit status (at most `limit`).
     pub fn signal_and_wait(&mut self, signal: i32, limit: Duration) -> Option<ExitStatus> {
         let child = self.child.as_mut().unwrap();
