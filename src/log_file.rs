@@ -39,10 +39,6 @@ impl LogFile {
         Ok(log)
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Open the path again and write there from now on; on failure the old
     /// file stays in use.
     pub fn reopen(&self) -> io::Result<()> {

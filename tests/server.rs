@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use support::{client, raw, status_of, TestServer};
+use support::{client, raw, status_of, wait_for_file, TestServer};
 
 fn site() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -383,18 +383,6 @@ fn access_log_to_a_file_and_off() {
     client().get(off.url("/a.txt")).send().unwrap();
     std::thread::sleep(Duration::from_millis(300));
     assert!(!off.stdout_log().contains("GET /a.txt"));
-}
-
-/// Wait until the file at `path` contains `needle`; its content then.
-fn wait_for_file(path: &std::path::Path, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let content = std::fs::read_to_string(path).unwrap_or_default();
-        if content.contains(needle) || Instant::now() > deadline {
-            return content;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]

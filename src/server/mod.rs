@@ -117,9 +117,9 @@ fn remove_stale_socket(path: &std::path::Path) {
         }
     }
 }
+
 /// Run the server until SIGTERM/SIGINT, then drain and return; SIGUSR1 and
 /// SIGHUP reopen the log files meanwhile.
-/// Run the server until SIGTERM/SIGINT, then drain and return.
 pub async fn run(mut config: Config) -> Result<(), StartError> {
     let (mut stop, reopen) = signals::install()
         .map_err(|e| StartError(format!("cannot install signal handlers: {e}")))?;

@@ -200,26 +200,12 @@ impl TestServer {
     /// Wait until stdout contains `needle` (the access log is written by a
     /// background thread).
     pub fn wait_for_stdout(&self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let log = self.stdout_log();
-            if log.contains(needle) || Instant::now() > deadline {
-                return log;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for(|| self.stdout_log(), needle)
     }
 
     /// Same for stderr.
     pub fn wait_for_stderr(&self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let log = self.stderr_log();
-            if log.contains(needle) || Instant::now() > deadline {
-                return log;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for(|| self.stderr_log(), needle)
     }
 
     /// Send a signal and return at once.
@@ -251,6 +237,24 @@ impl Drop for TestServer {
             let _ = child.wait();
         }
     }
+}
+
+/// Read `text` until it contains `needle` or 10 s have passed; the last read.
+pub fn wait_for(text: impl Fn() -> String, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let read = text();
+        if read.contains(needle) || Instant::now() > deadline {
+            return read;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Wait until the file at `path` contains `needle` (a log written by a
+/// background thread); its content then.
+pub fn wait_for_file(path: &Path, needle: &str) -> String {
+    wait_for(|| std::fs::read_to_string(path).unwrap_or_default(), needle)
 }
 
 /// `kill(2)` through the `kill` command: tests stay free of unsafe code.
