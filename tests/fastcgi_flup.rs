@@ -199,4 +199,13 @@ fn copies_do_not_outlive_a_killed_gatehouse() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(!alive(pid), "copy {pid} got the parent-death signal");
+    // A killed gatehouse cannot remove its socket directory; do it here.
+    let log = srv.stderr_log();
+    let socket = log
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("socket="))
+        .expect("the start-up line names the socket");
+    let dir = std::path::Path::new(socket).parent().unwrap();
+    assert!(dir.starts_with(std::env::temp_dir()), "{}", dir.display());
+    std::fs::remove_dir_all(dir).unwrap();
 }

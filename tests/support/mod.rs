@@ -231,7 +231,14 @@ impl TestServer {
 }
 
 impl Drop for TestServer {
+    /// SIGTERM first, as a service manager would, so the server removes what
+    /// it made (a managed backend's socket directory); SIGKILL only if it
+    /// has not exited in time.
     fn drop(&mut self) {
+        let running = matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)));
+        if running {
+            self.signal_and_wait(15, Duration::from_secs(5));
+        }
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
