@@ -102,17 +102,21 @@ impl FramingScanner {
                 State::Body(_) => self.state = State::Head(Head::default()),
                 State::ChunkData(_) => self.state = State::ChunkEnd,
                 State::Head(_) | State::ChunkSize | State::ChunkEnd | State::Trailers => {
-                    let Some(nl) = bytes.iter().position(|&b| b == b'\n') else {
+                    let Some(nl) = memchr::memchr(b'\n', bytes) else {
                         self.push_line(bytes);
                         return;
                     };
-                    self.push_line(&bytes[..nl]);
-                    bytes = &bytes[nl + 1..];
-                    let mut line = std::mem::take(&mut self.line);
-                    if line.last() == Some(&b'\r') {
-                        line.pop();
+                    let (end, rest) = (&bytes[..nl], &bytes[nl + 1..]);
+                    bytes = rest;
+                    if self.line.is_empty() && end.len() <= MAX_LINE {
+                        // The whole line came in this read (the usual case):
+                        // looked at where it is, not copied.
+                        self.line_done(without_cr(end));
+                        continue;
                     }
-                    self.line_done(&line);
+                    self.push_line(end);
+                    let mut line = std::mem::take(&mut self.line);
+                    self.line_done(without_cr(&line));
                     line.clear();
                     // Keep a small buffer, not the longest line ever seen.
                     if line.capacity() <= 4096 {
@@ -187,9 +191,13 @@ impl FramingScanner {
     }
 }
 
+fn without_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
 /// Note what framing a header line asks for.
 fn header(head: &mut Head, line: &[u8]) {
-    let Some(colon) = line.iter().position(|&b| b == b':') else {
+    let Some(colon) = memchr::memchr(b':', line) else {
         return;
     };
     let (name, value) = (&line[..colon], line[colon + 1..].trim_ascii());

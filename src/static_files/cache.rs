@@ -21,6 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
+use super::mime::MediaType;
 use super::resolve::{OpenFile, Wants};
 use super::source::Source;
 use super::validators::Validators;
@@ -58,6 +59,7 @@ struct Entry {
     canonical: Box<Path>,
     stamp: Stamp,
     url_path: Arc<str>,
+    media: MediaType,
     validators: Validators,
     modified: Option<SystemTime>,
     content: Bytes,
@@ -108,6 +110,7 @@ pub fn lookup(root: &Path, path: &str, wants: Wants) -> Option<OpenFile> {
     }
     Some(OpenFile {
         url_path: entry.url_path.clone(),
+        media: entry.media.clone(),
         len: entry.content.len() as u64,
         validators: entry.validators.clone(),
         source: (wants == Wants::Content).then(|| Source::Memory(entry.content.clone())),
@@ -142,6 +145,7 @@ pub fn store(root: &Path, path: &str, file: &OpenFile) {
         canonical: canonical.as_path().into(),
         stamp: *stamp,
         url_path: file.url_path.clone(),
+        media: file.media.clone(),
         validators: file.validators.clone(),
         modified: file.modified,
         content: content.clone(),

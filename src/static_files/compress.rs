@@ -21,7 +21,7 @@ use http::request::Parts;
 use http::{Method, Response, StatusCode};
 
 use super::conditional::{self, Outcome};
-use super::mime;
+use super::mime::{self, MediaType};
 use super::resolve::{self, OpenFile, Wants};
 use super::source::Source;
 use super::validators::Validators;
@@ -49,10 +49,10 @@ pub fn wanted(parts: &Parts, config: &Compression) -> Vec<Encoding> {
     compress::acceptable(&parts.headers, compress::offered(config))
 }
 
-/// True when responses for a file of `content_type` depend on
+/// True when responses for a file of this media type depend on
 /// `Accept-Encoding`.
-pub fn varies(content_type: &HeaderValue, config: &Compression) -> bool {
-    !compress::offered(config).is_empty() && is_compressible_type(content_type)
+pub fn varies(media: &MediaType, config: &Compression) -> bool {
+    media.compressible && !compress::offered(config).is_empty()
 }
 
 /// True when a request for `url_path` names a file by an extension whose
@@ -64,11 +64,7 @@ pub fn never_compressed(url_path: &str) -> bool {
 }
 
 fn is_compressible(url_path: &str) -> bool {
-    is_compressible_type(&mime::content_type(url_path))
-}
-
-fn is_compressible_type(content_type: &HeaderValue) -> bool {
-    content_type.to_str().is_ok_and(compress::compressible)
+    mime::media_type(url_path).compressible
 }
 
 /// The first of `encodings` with a usable precompressed copy of `file`.
@@ -79,7 +75,7 @@ pub fn find_sidecar(
     encodings: &[Encoding],
     wants: Wants,
 ) -> Option<Sidecar> {
-    if encodings.is_empty() || !is_compressible(&file.url_path) {
+    if encodings.is_empty() || !file.media.compressible {
         return None;
     }
     encodings.iter().find_map(|&encoding| {
@@ -132,7 +128,7 @@ pub fn choose(mut file: OpenFile, encodings: &[Encoding], config: &Compression) 
         });
     }
     match encodings.first() {
-        Some(&encoding) if file.len >= config.min_size && is_compressible(&file.url_path) => {
+        Some(&encoding) if file.len >= config.min_size && file.media.compressible => {
             Choice::Encoded(Encoded {
                 validators: encoded_validators(&file.validators, encoding),
                 file,
@@ -165,10 +161,7 @@ impl Encoded {
         let mut response = Response::new(Body::empty());
         *response.status_mut() = StatusCode::OK;
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            mime::content_type(&self.file.url_path),
-        );
+        headers.insert(header::CONTENT_TYPE, self.file.media.header.clone());
         headers.insert(
             header::CONTENT_ENCODING,
             HeaderValue::from_static(self.encoding.token()),

@@ -20,26 +20,46 @@ const TEXT_LIKE: &[&str] = &[
 const MEMO_LIMIT: usize = 256;
 
 thread_local! {
-    static MEMO: RefCell<HashMap<Box<str>, HeaderValue>> = RefCell::new(HashMap::new());
+    static MEMO: RefCell<HashMap<Box<str>, MediaType>> = RefCell::new(HashMap::new());
 }
 
-/// The Content-Type for a URL path: the type its extension names, with
+/// What a file's name says about its content: worked out once per opened
+/// file (and kept with a cached one), not once per response.
+#[derive(Debug, Clone)]
+pub struct MediaType {
+    /// The Content-Type value.
+    pub header: HeaderValue,
+    /// Worth compressing ([`crate::compress::compressible`]).
+    pub compressible: bool,
+}
+
+impl MediaType {
+    fn new(header: HeaderValue) -> MediaType {
+        let compressible = header.to_str().is_ok_and(crate::compress::compressible);
+        MediaType {
+            header,
+            compressible,
+        }
+    }
+}
+
+/// The media type of a URL path: the type its extension names, with
 /// `; charset=utf-8` for text; `application/octet-stream` when unknown.
-pub fn content_type(path: &str) -> HeaderValue {
+pub fn media_type(path: &str) -> MediaType {
     let Some(ext) = extension(path) else {
-        return of_path(path);
+        return MediaType::new(of_path(path));
     };
     MEMO.with(|memo| {
-        if let Some(value) = memo.borrow().get(ext) {
-            return value.clone();
+        if let Some(media) = memo.borrow().get(ext) {
+            return media.clone();
         }
-        let value = of_path(path);
+        let media = MediaType::new(of_path(path));
         let mut memo = memo.borrow_mut();
         if memo.len() >= MEMO_LIMIT {
             memo.clear();
         }
-        memo.insert(ext.into(), value.clone());
-        value
+        memo.insert(ext.into(), media.clone());
+        media
     })
 }
 
@@ -94,7 +114,7 @@ mod tests {
             ("/dir.d/noext", "application/octet-stream"),
             ("/.hidden", "application/octet-stream"),
         ] {
-            assert_eq!(content_type(path), expected, "{path}");
+            assert_eq!(media_type(path).header, expected, "{path}");
         }
     }
 }

@@ -190,8 +190,7 @@ fn serve_form(
     ctx: &RequestCtx,
 ) -> Result<Response<Body>, Error> {
     let compression = &ctx.config.compression;
-    let content_type = mime::content_type(&file.url_path);
-    let varies = compress::varies(&content_type, compression);
+    let varies = compress::varies(&file.media, compression);
     // HTTP/2 frames body bytes itself: only HTTP/1 sends placeholders as is.
     let lane = ctx
         .conn
@@ -199,7 +198,7 @@ fn serve_form(
         .as_ref()
         .filter(|_| matches!(parts.version, Version::HTTP_10 | Version::HTTP_11));
     let mut response = match compress::choose(file, encodings, compression) {
-        compress::Choice::Identity(file) => serve_file(parts, file, content_type, lane)?,
+        compress::Choice::Identity(file) => serve_file(parts, file, lane)?,
         compress::Choice::Encoded(encoded) => encoded.serve(parts)?,
     };
     if varies {
@@ -212,10 +211,10 @@ fn serve_form(
 fn serve_file(
     parts: &Parts,
     file: OpenFile,
-    content_type: HeaderValue,
     lane: Option<&Arc<Lane>>,
 ) -> Result<Response<Body>, Error> {
     let v = &file.validators;
+    let content_type = file.media.header.clone();
     let now = SystemTime::now();
     match conditional::evaluate(&parts.method, &parts.headers, v, now) {
         Outcome::Proceed => {}

@@ -14,6 +14,7 @@ use nix::fcntl::OFlag;
 
 use super::compress::{self, Sidecar};
 use super::listing;
+use super::mime::{self, MediaType};
 use super::source::{Source, READ_WHOLE};
 use super::validators::Validators;
 use crate::compress::Encoding;
@@ -67,6 +68,8 @@ pub enum Target {
 pub struct OpenFile {
     /// The URL path of the file itself (an index file's name gives the type).
     pub url_path: Arc<str>,
+    /// Its Content-Type and whether that is worth compressing.
+    pub media: MediaType,
     pub len: u64,
     pub validators: Validators,
     /// `None` for HEAD.
@@ -175,6 +178,7 @@ pub(super) fn open(path: &Path, url_path: &str, wants: Wants) -> Result<OpenFile
     };
     Ok(OpenFile {
         url_path: url_path.into(),
+        media: mime::media_type(url_path),
         len,
         validators: Validators::from_metadata(&meta),
         source,
