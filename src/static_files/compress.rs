@@ -143,7 +143,7 @@ pub fn choose(mut file: OpenFile, encodings: &[Encoding], config: &Compression) 
 fn encoded_validators(v: &Validators, encoding: Encoding) -> Validators {
     Validators::from_parts(
         compress::encoded_etag(v.etag(), encoding).unwrap_or_else(|| v.etag().to_owned()),
-        v.last_modified,
+        v.last_modified(),
     )
 }
 

@@ -8,14 +8,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::HeaderValue;
 
-/// What a file's state is compared against.
+/// What a file's state is compared against. Shared: a cached file's hits
+/// each take a reference, not copies of its three header values.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Validators {
+pub struct Validators(Arc<Inner>);
+
+#[derive(Debug, PartialEq, Eq)]
+struct Inner {
     /// The strong entity tag, quotes included: `"<len hex>-<mtime ns hex>"`.
-    etag: Arc<str>,
+    etag: String,
     /// Modification time, whole seconds as HTTP dates carry; `None` when it
     /// cannot be written as an HTTP date (before 1970 or after 9999).
-    pub last_modified: Option<SystemTime>,
+    last_modified: Option<SystemTime>,
     /// The two as header values, made once: a cached file is served many
     /// times, and formatting the date was ~1.5% of a small file's cost.
     etag_value: HeaderValue,
@@ -40,44 +44,56 @@ impl Validators {
             .ok()
             .filter(|&secs| secs < 253_402_300_800)
             .map(|secs| UNIX_EPOCH + Duration::from_secs(secs));
-        Validators {
+        Validators(Arc::new(Inner {
             length_value: Some((len, HeaderValue::from(len))),
-            ..Validators::from_parts(etag, last_modified)
-        }
+            ..Inner::new(etag, last_modified)
+        }))
     }
 
     /// `etag` is a quoted entity tag (made by [`Validators::new`] or derived
     /// from one).
     pub fn from_parts(etag: String, last_modified: Option<SystemTime>) -> Self {
-        Validators {
-            etag_value: HeaderValue::from_str(&etag).expect("hex digits and quotes"),
-            last_modified_value: last_modified
-                .map(|t| HeaderValue::from_str(&httpdate::fmt_http_date(t)).expect("ASCII date")),
-            etag: etag.into(),
-            last_modified,
-            length_value: None,
-        }
+        Validators(Arc::new(Inner::new(etag, last_modified)))
     }
 
     /// The entity tag, quotes included.
     pub fn etag(&self) -> &str {
-        &self.etag
+        &self.0.etag
+    }
+
+    /// Modification time, whole seconds as HTTP dates carry; `None` when it
+    /// cannot be written as an HTTP date (before 1970 or after 9999).
+    pub fn last_modified(&self) -> Option<SystemTime> {
+        self.0.last_modified
     }
 
     pub fn etag_header(&self) -> HeaderValue {
-        self.etag_value.clone()
+        self.0.etag_value.clone()
     }
 
     pub fn last_modified_header(&self) -> Option<HeaderValue> {
-        self.last_modified_value.clone()
+        self.0.last_modified_value.clone()
     }
 
     /// `Content-Length: len`, made once per file version for the length it
     /// was seen with (a cached file's full responses then allocate none).
     pub fn length_header(&self, len: u64) -> HeaderValue {
-        match &self.length_value {
+        match &self.0.length_value {
             Some((known, value)) if *known == len => value.clone(),
             _ => HeaderValue::from(len),
+        }
+    }
+}
+
+impl Inner {
+    fn new(etag: String, last_modified: Option<SystemTime>) -> Self {
+        Inner {
+            etag_value: HeaderValue::from_str(&etag).expect("hex digits and quotes"),
+            last_modified_value: last_modified
+                .map(|t| HeaderValue::from_str(&httpdate::fmt_http_date(t)).expect("ASCII date")),
+            etag,
+            last_modified,
+            length_value: None,
         }
     }
 }
@@ -102,7 +118,7 @@ mod tests {
         // Nanoseconds change the tag but not the HTTP date.
         let later = Validators::new(0x1234, 784_111_777, 501);
         assert_ne!(later.etag(), v.etag());
-        assert_eq!(later.last_modified, v.last_modified);
+        assert_eq!(later.last_modified(), v.last_modified());
         // A different length changes the tag.
         assert_ne!(Validators::new(0x1235, 784_111_777, 500).etag(), v.etag());
     }
@@ -111,10 +127,10 @@ mod tests {
     fn dates_outside_http_range_have_no_last_modified() {
         let old = Validators::new(3, -10, 0);
         assert_eq!(old.etag(), "\"3-0\"");
-        assert_eq!(old.last_modified, None);
-        assert_eq!(Validators::new(3, 253_402_300_800, 0).last_modified, None);
+        assert_eq!(old.last_modified(), None);
+        assert_eq!(Validators::new(3, 253_402_300_800, 0).last_modified(), None);
         assert!(Validators::new(3, 253_402_300_799, 0)
-            .last_modified
+            .last_modified()
             .is_some());
     }
 }
