@@ -580,3 +580,28 @@ fn no_descriptor_leaks_into_the_child() {
     assert_eq!(text, "[]");
     drop(idle);
 }
+
+/// Without a request body the program's stdin is /dev/null, as lighttpd
+/// gives it: an immediate end of file, no pipe for the server to close.
+/// With one it is a pipe carrying the body.
+#[test]
+fn stdin_is_dev_null_without_a_body_and_a_pipe_with_one() {
+    let site = Site::new(&[]);
+    site.add(
+        "stdin.py",
+        "import os, stat, sys\n\
+         mode = os.fstat(0).st_mode\n\
+         kind = 'char' if stat.S_ISCHR(mode) else 'fifo' if stat.S_ISFIFO(mode) else 'other'\n\
+         data = sys.stdin.buffer.read()\n\
+         sys.stdout.write('Content-Type: text/plain\\r\\n\\r\\n%s %d' % (kind, len(data)))\n",
+        0o644,
+    );
+    let get = client().get(site.url("/cgi-bin/stdin.py")).send().unwrap();
+    assert_eq!(get.text().unwrap(), "char 0");
+    let post = client()
+        .post(site.url("/cgi-bin/stdin.py"))
+        .body("hello")
+        .send()
+        .unwrap();
+    assert_eq!(post.text().unwrap(), "fifo 5");
+}

@@ -22,7 +22,7 @@ use crate::gateway::spool::{self, Spooled};
 
 /// The body of one request, ready for stdin.
 pub enum Input {
-    /// No body: stdin is closed at once, CONTENT_LENGTH unset.
+    /// No body: stdin is /dev/null, CONTENT_LENGTH unset.
     Nothing,
     /// A body with a declared length, streamed as it arrives.
     Streamed(RequestBody, u64),

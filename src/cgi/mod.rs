@@ -10,7 +10,7 @@
 //!    order), else 503;
 //! 5. spawn the program in its own process group, a reaper task waiting on
 //!    it ([`process::spawn`]);
-//! 6. copy the body to its stdin in a task of its own;
+//! 6. copy the body, if there is one, to its stdin in a task of its own;
 //! 7. read its response head ([`crate::gateway::response`]) before the
 //!    deadline: 504 past it, 500 for no header block, 502 for a malformed one;
 //! 8. answer: a local redirect for `service` to re-dispatch, or a response
@@ -45,7 +45,7 @@ use crate::gateway::response::{self, GatewayHead, HeadError, HeadParser, Mode, S
 use crate::reply::Reply;
 
 use self::located::Located;
-use self::process::{Live, Spawned, Tag};
+use self::process::{Live, Program, Spawned, Tag};
 use self::script::Script;
 
 /// Read size for stdout (64 KiB, the pipe buffer size on Linux).
@@ -195,17 +195,22 @@ pub async fn handle(
         mut guard,
         exit,
     } = process::spawn(
-        &script,
-        &vars,
-        &r.pass_env,
+        &Program {
+            script: &script,
+            env: &vars,
+            pass_env: &r.pass_env,
+            body: input.content_length().is_some(),
+        },
         deadline,
         permits,
         &rt.live,
         &tag,
     )
     .map_err(|e| spawn_failed(&script, &e, &tag))?;
-    let feeder = tokio::spawn(tokio::time::timeout_at(deadline, input::feed(stdin, input)));
-    guard.own_task(feeder.abort_handle());
+    if let Some(stdin) = stdin {
+        let feeder = tokio::spawn(tokio::time::timeout_at(deadline, input::feed(stdin, input)));
+        guard.own_task(feeder.abort_handle());
+    }
 
     let stdout = ReaderStream::with_capacity(stdout, READ_CHUNK);
     match read_answer(stdout, script.nph, deadline).await {

@@ -157,7 +157,8 @@ fn kill_group_after_exit(pgid: i32) {
 
 /// A running child's pipes and the handles that end it.
 pub struct Spawned {
-    pub stdin: ChildStdin,
+    /// `None` when the request has no body: stdin is then /dev/null.
+    pub stdin: Option<ChildStdin>,
     pub stdout: ChildStdout,
     /// Kills the group when dropped while armed.
     pub guard: KillGuard,
@@ -213,20 +214,37 @@ fn resolve_program(program: &OsStr, path: Option<&OsStr>) -> PathBuf {
     }
 }
 
-/// Start `script` with exactly `env` (plus `pass_env` from our own
-/// environment) in its own process group. The reaper holds the route's slot
+/// What to start for one request.
+pub struct Program<'a> {
+    pub script: &'a Script,
+    /// Its RFC 3875 variables.
+    pub env: &'a [Var<'a>],
+    /// Variables passed on from our own environment.
+    pub pass_env: &'a [String],
+    /// A request body is coming: stdin is a pipe. Without one it is
+    /// /dev/null, as lighttpd does: no pipe, no task to close it, and the
+    /// program still reads an immediate end of file.
+    pub body: bool,
+}
+
+/// Start `program.script` with exactly its variables (plus `pass_env`) in
+/// its own process group. The reaper holds the route's slot
 /// until the child has exited and its place in the start gate while it is
 /// starting (see [`super::Runtime`]), and kills the group at `deadline` if it
 /// still runs.
 pub fn spawn(
-    script: &Script,
-    env: &[Var<'_>],
-    pass_env: &[String],
+    program: &Program<'_>,
     deadline: Instant,
     permits: Permits,
     live: &Arc<Live>,
     tag: &Tag,
 ) -> io::Result<Spawned> {
+    let Program {
+        script,
+        env,
+        pass_env,
+        body,
+    } = program;
     let child_path = env
         .iter()
         .find(|(name, _)| name == "PATH")
@@ -238,31 +256,32 @@ pub fn spawn(
                 .then(|| std::env::var_os("PATH"))
                 .flatten()
         });
-    let program = resolve_program(&script.argv[0], child_path.as_deref());
-    let mut cmd = Command::new(&program);
+    let executable = resolve_program(&script.argv[0], child_path.as_deref());
+    let mut cmd = Command::new(&executable);
     cmd.args(&script.argv[1..])
         .env_clear()
         .current_dir(&script.dir)
-        .stdin(Stdio::piped())
+        .stdin(if *body { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(false);
-    for name in pass_env {
+    for name in pass_env.iter() {
         if let Some(value) = std::env::var_os(name) {
             cmd.env(name, value);
         }
     }
-    for (name, value) in env {
+    for (name, value) in env.iter() {
         // An environment string cannot hold NUL; nothing we build has one.
         if !value.contains(&0) && !name.contains(['=', '\0']) {
             cmd.env(name.as_ref(), OsStr::from_bytes(value));
         }
     }
     let mut child = cmd.spawn()?;
-    let (Some(pid), Some(stdin), Some(stdout), Some(stderr)) = (
+    let stdin = child.stdin.take();
+    let (Some(pid), true, Some(stdout), Some(stderr)) = (
         child.id(),
-        child.stdin.take(),
+        stdin.is_some() == *body,
         child.stdout.take(),
         child.stderr.take(),
     ) else {
