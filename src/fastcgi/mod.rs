@@ -284,7 +284,7 @@ async fn read_head(
     loop {
         match events.recv().await {
             Some(Event::Stdout(chunk)) => {
-                if let Some((head, body)) = parser.feed(&chunk).map_err(head_error)? {
+                if let Some((head, body)) = parser.feed_bytes(chunk).map_err(head_error)? {
                     return Ok((head, Prefixed::new(body, Output(Some(events)))));
                 }
             }

@@ -20,7 +20,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use http::{HeaderMap, StatusCode};
@@ -152,36 +152,76 @@ impl HeadParser {
         let scanned = self.buf.len();
         self.buf.extend_from_slice(chunk);
         let mut from = scanned;
-        while let Some(pos) = self.buf[from..].iter().position(|&b| b == b'\n') {
-            let line = self.buf.split_to(from + pos + 1);
+        while let Some(pos) = memchr::memchr(b'\n', &self.buf[from..]) {
+            let line = self.buf.split_to(from + pos);
+            self.buf.advance(1);
             from = 0;
-            self.consumed += line.len();
-            if self.consumed > self.limit {
-                return Err(HeadError::TooLarge);
-            }
-            // Line ends are CRLF or bare LF (RFC 3875 section 6.3: NL).
-            let line = &line[..line.len() - 1];
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if line.is_empty() && !(self.mode == Mode::Nph && self.lines == 0) {
-                if let Some(err) = self.failed.take() {
-                    return Err(err);
-                }
-                let head = self.finish()?;
+            let body_follows = !self.buf.is_empty();
+            if let Some(head) = self.complete_line(&line, body_follows)? {
                 return Ok(Some((head, self.buf.split().freeze())));
             }
-            if self.failed.is_none() {
-                match self.line(line) {
-                    Err(HeadError::TooLarge) => return Err(HeadError::TooLarge),
-                    Err(err) => self.failed = Some(err),
-                    Ok(()) => {}
-                }
-            }
-            self.lines += 1;
         }
+        self.check_size()?;
+        Ok(None)
+    }
+
+    /// [`HeadParser::feed`] for a chunk it may keep: the lines that arrived
+    /// whole are parsed where they are, and the body is a slice of `chunk`,
+    /// not a copy (a FastCGI or CGI answer's head usually comes in one read).
+    pub fn feed_bytes(&mut self, chunk: Bytes) -> Result<Option<(GatewayHead, Bytes)>, HeadError> {
+        if !self.buf.is_empty() {
+            return self.feed(&chunk);
+        }
+        let mut start = 0;
+        while let Some(pos) = memchr::memchr(b'\n', &chunk[start..]) {
+            let end = start + pos;
+            let body_follows = end + 1 < chunk.len();
+            if let Some(head) = self.complete_line(&chunk[start..end], body_follows)? {
+                return Ok(Some((head, chunk.slice(end + 1..))));
+            }
+            start = end + 1;
+        }
+        self.buf.extend_from_slice(&chunk[start..]);
+        self.check_size()?;
+        Ok(None)
+    }
+
+    /// One line, its LF already taken off: the head when it was the blank
+    /// line that ends it (`body_follows`: output came after it in the chunk).
+    fn complete_line(
+        &mut self,
+        line: &[u8],
+        body_follows: bool,
+    ) -> Result<Option<GatewayHead>, HeadError> {
+        self.consumed += line.len() + 1;
+        if self.consumed > self.limit {
+            return Err(HeadError::TooLarge);
+        }
+        // Line ends are CRLF or bare LF (RFC 3875 section 6.3: NL).
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() && !(self.mode == Mode::Nph && self.lines == 0) {
+            if let Some(err) = self.failed.take() {
+                return Err(err);
+            }
+            return self.finish(body_follows).map(Some);
+        }
+        if self.failed.is_none() {
+            match self.line(line) {
+                Err(HeadError::TooLarge) => return Err(HeadError::TooLarge),
+                Err(err) => self.failed = Some(err),
+                Ok(()) => {}
+            }
+        }
+        self.lines += 1;
+        Ok(None)
+    }
+
+    /// The unfinished line counts against the limit too.
+    fn check_size(&self) -> Result<(), HeadError> {
         if self.consumed + self.buf.len() > self.limit {
             return Err(HeadError::TooLarge);
         }
-        Ok(None)
+        Ok(())
     }
 
     fn line(&mut self, line: &[u8]) -> Result<(), HeadError> {
@@ -249,7 +289,7 @@ impl HeadParser {
         Ok(())
     }
 
-    fn finish(&mut self) -> Result<GatewayHead, HeadError> {
+    fn finish(&mut self, body_follows: bool) -> Result<GatewayHead, HeadError> {
         let headers = std::mem::take(&mut self.headers);
         if self.mode == Mode::Nph {
             let status = self.status.ok_or(HeadError::NoHeaderBlock)?;
@@ -259,10 +299,9 @@ impl HeadParser {
                 action: Action::Document,
             });
         }
-        let leftover = !self.buf.is_empty();
         let action = match &self.location {
             Some(loc) => match loc.to_str() {
-                Ok(path) if is_local(path) && self.status.is_none() && !leftover => {
+                Ok(path) if is_local(path) && self.status.is_none() && !body_follows => {
                     Action::LocalRedirect(path.to_owned())
                 }
                 _ => Action::ClientRedirect,
@@ -345,7 +384,7 @@ where
 {
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(HeadError::Io)?;
-        if let Some((head, body)) = parser.feed(&chunk)? {
+        if let Some((head, body)) = parser.feed_bytes(chunk)? {
             return Ok((head, Prefixed::new(body, stream)));
         }
     }

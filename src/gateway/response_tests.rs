@@ -3,11 +3,37 @@ use futures_util::stream;
 use super::*;
 
 fn parse(mode: Mode, input: &[u8]) -> Result<(GatewayHead, Bytes), HeadError> {
-    let mut parser = HeadParser::new(mode, 1024);
-    match parser.feed(input)? {
-        Some(done) => Ok(done),
-        None => Err(HeadError::NoHeaderBlock),
+    // The same chunks, whole or in two at every split, parse the same whether
+    // copied in (`feed`) or kept (`feed_bytes`).
+    for split in 0..=input.len() {
+        let (first, second) = input.split_at(split);
+        let copied = parse_chunks(mode, &[first, second], HeadParser::feed);
+        let kept = parse_chunks(mode, &[first, second], |p, c| {
+            p.feed_bytes(Bytes::copy_from_slice(c))
+        });
+        assert_eq!(
+            format!("{kept:?}"),
+            format!("{copied:?}"),
+            "split at {split}"
+        );
     }
+    parse_chunks(mode, &[input], HeadParser::feed)
+}
+
+/// Feed `chunks` in turn until a head comes out; its body then holds the
+/// rest of the chunk it came in.
+fn parse_chunks(
+    mode: Mode,
+    chunks: &[&[u8]],
+    mut feed: impl FnMut(&mut HeadParser, &[u8]) -> Result<Option<(GatewayHead, Bytes)>, HeadError>,
+) -> Result<(GatewayHead, Bytes), HeadError> {
+    let mut parser = HeadParser::new(mode, 1024);
+    for chunk in chunks {
+        if let Some(done) = feed(&mut parser, chunk)? {
+            return Ok(done);
+        }
+    }
+    Err(HeadError::NoHeaderBlock)
 }
 
 fn cgi(input: &str) -> Result<(GatewayHead, Bytes), HeadError> {
