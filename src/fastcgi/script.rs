@@ -130,8 +130,19 @@ pub fn check_exists(root: &Path, script: &Script) -> Result<(), Error> {
 /// file: the path still goes through `split_path_info` and confinement).
 pub struct SeenScripts {
     /// By root, then by SCRIPT_NAME, so that a look-up borrows its keys
-    /// instead of building a tuple of owned ones for every request.
-    seen: std::sync::Mutex<HashMap<PathBuf, HashMap<String, std::time::Instant>>>,
+    /// instead of building a tuple of owned ones for every request. Roots are
+    /// few (one per route): a list compared byte for byte costs less than
+    /// hashing a `Path`, which walks its components.
+    seen: std::sync::Mutex<Vec<(PathBuf, Scripts)>>,
+}
+
+type Scripts = HashMap<String, std::time::Instant>;
+
+fn scripts_of<'a>(seen: &'a mut [(PathBuf, Scripts)], root: &Path) -> Option<&'a mut Scripts> {
+    let root = root.as_os_str().as_encoded_bytes();
+    seen.iter_mut()
+        .find(|(r, _)| r.as_os_str().as_encoded_bytes() == root)
+        .map(|(_, scripts)| scripts)
 }
 
 impl SeenScripts {
@@ -145,10 +156,10 @@ impl SeenScripts {
     }
 
     pub fn recently(&self, root: &Path, script: &Script) -> bool {
-        let Ok(seen) = self.seen.lock() else {
+        let Ok(mut seen) = self.seen.lock() else {
             return false;
         };
-        seen.get(root)
+        scripts_of(&mut seen, root)
             .and_then(|scripts| scripts.get(&script.script_name))
             .is_some_and(|at| at.elapsed() < Self::TTL)
     }
@@ -157,21 +168,28 @@ impl SeenScripts {
         let Ok(mut seen) = self.seen.lock() else {
             return;
         };
-        let count = |seen: &HashMap<PathBuf, HashMap<String, _>>| {
-            seen.values().map(HashMap::len).sum::<usize>()
+        let count = |seen: &[(PathBuf, Scripts)]| {
+            seen.iter().map(|(_, scripts)| scripts.len()).sum::<usize>()
         };
         if count(&seen) >= Self::MAX {
-            for scripts in seen.values_mut() {
+            for (_, scripts) in seen.iter_mut() {
                 scripts.retain(|_, at| at.elapsed() < Self::TTL);
             }
-            seen.retain(|_, scripts| !scripts.is_empty());
+            seen.retain(|(_, scripts)| !scripts.is_empty());
             if count(&seen) >= Self::MAX {
                 return;
             }
         }
-        seen.entry(root.to_path_buf())
-            .or_default()
-            .insert(script.script_name.clone(), std::time::Instant::now());
+        let now = std::time::Instant::now();
+        match scripts_of(&mut seen, root) {
+            Some(scripts) => {
+                scripts.insert(script.script_name.clone(), now);
+            }
+            None => seen.push((
+                root.to_path_buf(),
+                HashMap::from([(script.script_name.clone(), now)]),
+            )),
+        }
     }
 }
 
