@@ -60,11 +60,7 @@ pub fn varies(media: &MediaType, config: &Compression) -> bool {
 /// index file is.)
 pub fn never_compressed(url_path: &str) -> bool {
     let has_extension = mime::extension(url_path).is_some_and(|ext| !ext.is_empty());
-    has_extension && !is_compressible(url_path)
-}
-
-fn is_compressible(url_path: &str) -> bool {
-    mime::media_type(url_path).compressible
+    has_extension && !mime::media_type(url_path).compressible
 }
 
 /// The first of `encodings` with a usable precompressed copy of `file`.
