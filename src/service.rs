@@ -42,6 +42,8 @@ pub struct App {
     pub cgi: cgi::Runtime,
     pub fastcgi: fastcgi::Runtime,
     access_log: AccessLog,
+    /// Small static files lately served.
+    files: static_files::cache::FileCache,
     next_id: AtomicU64,
 }
 
@@ -61,6 +63,7 @@ impl App {
             cgi: cgi::Runtime::new(&config),
             fastcgi,
             access_log,
+            files: Default::default(),
             config: Arc::new(config),
             next_id: AtomicU64::new(1),
         }))
@@ -130,7 +133,7 @@ impl App {
             return Err(Error::downstream(ErrorKind::BadRequest)
                 .with_cause("Content-Length together with Transfer-Encoding"));
         }
-        check_head(&parts, &self.config)?;
+        let mut chunked = check_head(&parts, &self.config)?;
         if let Some(redirect) = tls::redirect::https_redirect(&parts, ctx) {
             return Ok(redirect);
         }
@@ -149,10 +152,10 @@ impl App {
                     // A static file never reads a body, but one that was sent
                     // must still be well framed (a bad chunk size is a 400,
                     // RFC 9112 section 7.1) and within the limit.
-                    if parts.headers.contains_key(header::TRANSFER_ENCODING) {
+                    if chunked {
                         discard(&mut take_body()).await?;
                     }
-                    Reply::Response(static_files::handle(&parts, &path, ctx).await?)
+                    Reply::Response(static_files::handle(&parts, &path, ctx, &self.files).await?)
                 }
                 Route::Cgi(i) => {
                     // Boxed, as FastCGI below: their state machines are
@@ -180,6 +183,7 @@ impl App {
                             .with_cause(format!("local redirect to an invalid URI {target:?}: {e}"))
                     })?;
                     parts = redirected(&parts, uri);
+                    chunked = false; // the body went to the first handler
                 }
             }
         }
@@ -198,18 +202,29 @@ async fn discard(body: &mut RequestBody) -> Result<(), Error> {
 }
 
 /// Limits and sanity checks on the request head, before any handler runs.
-fn check_head(parts: &Parts, config: &Config) -> Result<(), Error> {
+/// Returns whether the request has a `Transfer-Encoding` (a chunked body).
+fn check_head(parts: &Parts, config: &Config) -> Result<bool, Error> {
     let limits = &config.limits;
     let target_len = parts.uri.path_and_query().map_or(0, |pq| pq.as_str().len())
         + parts.uri.authority().map_or(0, |a| a.as_str().len());
     if target_len > limits.max_uri_bytes {
         return Err(Error::downstream(ErrorKind::UriTooLong));
     }
-    let header_bytes: usize = parts
-        .headers
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len() + 4)
-        .sum();
+    // One pass over the fields: the size, and the three that framing and
+    // routing depend on (a hashed lookup for each costs more).
+    let mut header_bytes = 0;
+    let (mut hosts, mut content_length) = (0, None);
+    let mut codings: (Option<&HeaderValue>, usize) = (None, 0);
+    for (name, value) in &parts.headers {
+        header_bytes += name.as_str().len() + value.len() + 4;
+        if name == header::HOST {
+            hosts += 1;
+        } else if name == header::TRANSFER_ENCODING {
+            codings = (codings.0.or(Some(value)), codings.1 + 1);
+        } else if name == header::CONTENT_LENGTH {
+            content_length = content_length.or(Some(value));
+        }
+    }
     if header_bytes > limits.max_header_bytes {
         return Err(Error::downstream(ErrorKind::HeaderFieldsTooLarge));
     }
@@ -220,19 +235,17 @@ fn check_head(parts: &Parts, config: &Config) -> Result<(), Error> {
     // RFC 9112 section 6.1: `chunked` is the only coding a request may carry
     // here, once (`gzip, chunked` would hand programs an encoded body;
     // `chunked, chunked` and other spellings are smuggling probes).
-    let mut codings = parts.headers.get_all(header::TRANSFER_ENCODING).iter();
-    if let Some(first) = codings.next() {
-        if !first.as_bytes().eq_ignore_ascii_case(b"chunked") || codings.next().is_some() {
+    if let (Some(first), count) = codings {
+        if !first.as_bytes().eq_ignore_ascii_case(b"chunked") || count > 1 {
             return Err(Error::downstream(ErrorKind::BadRequest)
                 .with_cause(format!("Transfer-Encoding {first:?} is not just chunked")));
         }
     }
     // RFC 9112 section 3.2: an HTTP/1.1 request without exactly one Host is a 400.
-    if parts.version == Version::HTTP_11 && parts.headers.get_all(header::HOST).iter().count() != 1
-    {
+    if parts.version == Version::HTTP_11 && hosts != 1 {
         return Err(Error::downstream(ErrorKind::BadRequest).with_cause("missing or repeated Host"));
     }
-    if let Some(len) = parts.headers.get(header::CONTENT_LENGTH) {
+    if let Some(len) = content_length {
         let len: u64 = len
             .to_str()
             .ok()
@@ -244,7 +257,7 @@ fn check_head(parts: &Parts, config: &Config) -> Result<(), Error> {
             return Err(Error::downstream(ErrorKind::PayloadTooLarge));
         }
     }
-    Ok(())
+    Ok(codings.1 > 0)
 }
 
 /// The methods of the IANA HTTP Method Registry (RFC 9110 section 16.1):

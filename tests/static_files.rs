@@ -5,6 +5,10 @@ mod support;
 use support::{client, raw, status_of, TestServer};
 
 fn site(extra: &str) -> TestServer {
+    site_with(extra, TestServer::start_in)
+}
+
+fn site_with(extra: &str, start: fn(tempfile::TempDir, &str) -> TestServer) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("htdocs");
     std::fs::create_dir_all(root.join("docs")).unwrap();
@@ -25,7 +29,7 @@ fn site(extra: &str) -> TestServer {
     } else {
         "document_root: htdocs\n"
     };
-    TestServer::start_in(dir, &format!("{root_line}cgi: []\n{extra}"))
+    start(dir, &format!("{root_line}cgi: []\n{extra}"))
 }
 
 #[test]
@@ -314,4 +318,49 @@ fn static_serving_can_be_disabled() {
             .status(),
         404
     );
+}
+
+/// Hot small files are served from memory, trusted while the kernel reports
+/// no change to them: every change is seen by the very next request, on
+/// both runtimes (one CPU: a single thread; otherwise a pool).
+#[test]
+fn every_change_to_a_cached_file_is_seen_by_the_next_request() {
+    for start in [TestServer::start_in, TestServer::start_on_one_cpu] {
+        let srv = site_with("", start);
+        let root = srv.dir.path().join("htdocs");
+        let file = root.join("digits.txt");
+        let c = client();
+        let get = |path: &str| {
+            let resp = c.get(srv.url(path)).send().unwrap();
+            (resp.status().as_u16(), resp.text().unwrap())
+        };
+        for round in 0..20 {
+            // Rewritten in place: same length, same inode, and the
+            // modification time put back, which no `stat` would notice.
+            let mtime = std::fs::metadata(&file).unwrap().modified().unwrap();
+            let text = format!("{round:0>10}");
+            let mut f = std::fs::File::options().write(true).open(&file).unwrap();
+            std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
+            f.set_modified(mtime).unwrap();
+            drop(f);
+            // Twice: the second is a hit on what the first stored.
+            for _ in 0..2 {
+                assert_eq!(get("/digits.txt"), (200, text.clone()), "round {round}");
+            }
+        }
+
+        std::fs::write(root.join("new.tmp"), "renamed in").unwrap();
+        std::fs::rename(root.join("new.tmp"), &file).unwrap();
+        assert_eq!(get("/digits.txt").1, "renamed in");
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(get("/digits.txt").0, 404);
+        std::fs::write(&file, "back").unwrap();
+        assert_eq!(get("/digits.txt").1, "back");
+
+        // Written through a second link in another directory.
+        std::fs::hard_link(&file, root.join("docs/link.txt")).unwrap();
+        assert_eq!(get("/digits.txt").1, "back");
+        std::fs::write(root.join("docs/link.txt"), "via link").unwrap();
+        assert_eq!(get("/digits.txt").1, "via link");
+    }
 }

@@ -7,11 +7,13 @@
 //! enough to be read whole ([`super::source::READ_WHOLE`]), with their content.
 //!
 //! Freshness: the path -> file mapping (index files, symlinks) is trusted for
-//! [`TTL`]; the content never is: every hit first `stat`s the canonical file
-//! and is used only if inode, length and modification time are unchanged.
-//! That one `stat` runs on the runtime thread, as nginx and lighttpd run
-//! theirs on the event loop: the file was opened moments ago, so its inode
-//! is in the dentry cache and the call does not wait on a disk.
+//! [`TTL`]; the content is trusted only while the kernel has reported no
+//! change to the file ([`super::watch`]). Where it would not report every
+//! change, a hit first `stat`s the canonical file and is used only if inode,
+//! links, length and modification time are unchanged. That `stat` runs on
+//! the runtime thread, as nginx and lighttpd run theirs on the event loop:
+//! the file was opened moments ago, so its inode is in the dentry cache and
+//! the call does not wait on a disk.
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -25,6 +27,7 @@ use super::mime::MediaType;
 use super::resolve::{OpenFile, Wants};
 use super::source::Source;
 use super::validators::Validators;
+use super::watch::{Notice, Watcher};
 
 /// How long a path -> file mapping is trusted.
 pub const TTL: Duration = Duration::from_secs(1);
@@ -36,6 +39,7 @@ const MAX_BYTES: usize = 16 << 20;
 pub struct Stamp {
     ino: u64,
     dev: u64,
+    links: u64,
     len: u64,
     mtime: i64,
     mtime_nsec: i64,
@@ -46,11 +50,17 @@ impl Stamp {
         Stamp {
             ino: meta.ino(),
             dev: meta.dev(),
+            links: meta.nlink(),
             len: meta.len(),
             mtime: meta.mtime(),
             mtime_nsec: meta.mtime_nsec(),
         }
     }
+}
+
+/// The stamp of the file at `path` now, if it can be read.
+fn stamp_now(path: &Path) -> Option<Stamp> {
+    std::fs::metadata(path).ok().map(|m| Stamp::of(&m))
 }
 
 /// One file as it was read. Shared, so a hit takes it under the lock and
@@ -64,6 +74,9 @@ struct Entry {
     modified: Option<SystemTime>,
     content: Bytes,
     stored: Instant,
+    /// Set when the kernel reports changes to the file; without one, every
+    /// hit `stat`s it.
+    notice: Option<Notice>,
 }
 
 type Paths = HashMap<Box<str>, Arc<Entry>>;
@@ -79,95 +92,130 @@ struct Cache {
     bytes: usize,
 }
 
-fn cache() -> &'static Mutex<Cache> {
-    static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
-    CACHE.get_or_init(Mutex::default)
+/// The small files one server has served lately, and the watcher that tells
+/// it when they change.
+#[derive(Default)]
+pub struct FileCache {
+    entries: Mutex<Cache>,
+    /// Made by the first store, on the runtime that serves the requests.
+    watcher: OnceLock<Option<Watcher>>,
 }
 
-/// The file `path` names under `root`, if a fresh entry holds it.
-pub fn lookup(root: &Path, path: &str, wants: Wants) -> Option<OpenFile> {
-    if wants == Wants::Existence {
-        return None;
+impl std::fmt::Debug for FileCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileCache").finish_non_exhaustive()
     }
-    let entry = {
-        let mut cache = cache().lock().ok()?;
-        let entry = cache.get(root, path)?;
-        if entry.stored.elapsed() > TTL {
-            cache.remove(root, path, &entry);
+}
+
+impl FileCache {
+    /// The file `path` names under `root`, if a fresh entry holds it.
+    pub fn lookup(&self, root: &Path, path: &str, wants: Wants) -> Option<OpenFile> {
+        if wants == Wants::Existence {
             return None;
         }
-        entry
-    };
-    // Outside the lock: the one system call of a hit.
-    let now = std::fs::metadata(&entry.canonical)
-        .ok()
-        .map(|m| Stamp::of(&m));
-    if now != Some(entry.stamp) {
-        if let Ok(mut cache) = cache().lock() {
-            cache.remove(root, path, &entry);
+        // Before the entry is read: every change reported so far is on it.
+        let reports_current = self
+            .watcher
+            .get()
+            .and_then(Option::as_ref)
+            .is_some_and(Watcher::catch_up);
+        let entry = {
+            let mut cache = self.entries.lock().ok()?;
+            let entry = cache.get(root, path)?;
+            if entry.stored.elapsed() > TTL {
+                cache.remove(root, path, &entry);
+                return None;
+            }
+            entry
+        };
+        let fresh = match &entry.notice {
+            Some(notice) if notice.changed() => false,
+            Some(_) if reports_current => true,
+            // Outside the lock: the one system call of such a hit.
+            _ => stamp_now(&entry.canonical) == Some(entry.stamp),
+        };
+        if !fresh {
+            if let Ok(mut cache) = self.entries.lock() {
+                cache.remove(root, path, &entry);
+            }
+            return None;
         }
-        return None;
+        Some(entry.open_file(wants))
     }
-    Some(OpenFile {
-        url_path: entry.url_path.clone(),
-        media: entry.media.clone(),
-        len: entry.content.len() as u64,
-        validators: entry.validators.clone(),
-        source: (wants == Wants::Content).then(|| Source::Memory(entry.content.clone())),
-        modified: entry.modified,
-        sidecar: None,
-        // A hit is not stored again.
-        found: None,
-    })
+
+    /// Remember a small file just read whole, when nothing about it depended
+    /// on the request beyond its path.
+    pub fn store(&self, root: &Path, path: &str, file: &OpenFile) {
+        let (Some(Source::Memory(content)), Some((canonical, stamp)), None) =
+            (&file.source, &file.found, &file.sidecar)
+        else {
+            return;
+        };
+        if content.len() as u64 != stamp.len {
+            return; // changed while it was read
+        }
+        let watcher = self.watcher.get_or_init(Watcher::new).as_ref();
+        let notice =
+            watcher.and_then(|w| w.watch(canonical, || stamp_now(canonical) == Some(*stamp)));
+        let Ok(mut cache) = self.entries.lock() else {
+            return;
+        };
+        if cache.count >= MAX_ENTRIES || cache.bytes + content.len() > MAX_BYTES {
+            cache.evict_stale();
+            if cache.count >= MAX_ENTRIES || cache.bytes + content.len() > MAX_BYTES {
+                return;
+            }
+        }
+        let entry = Arc::new(Entry {
+            canonical: canonical.as_path().into(),
+            stamp: *stamp,
+            url_path: file.url_path.clone(),
+            media: file.media.clone(),
+            validators: file.validators.clone(),
+            modified: file.modified,
+            content: content.clone(),
+            stored: Instant::now(),
+            notice,
+        });
+        cache.insert(root, path, entry);
+    }
 }
 
-/// Remember a small file just read whole, when nothing about it depended on
-/// the request beyond its path.
-pub fn store(root: &Path, path: &str, file: &OpenFile) {
-    let (Some(Source::Memory(content)), Some((canonical, stamp)), None) =
-        (&file.source, &file.found, &file.sidecar)
-    else {
-        return;
-    };
-    if content.len() as u64 != stamp.len {
-        return; // changed while it was read
-    }
-    let Ok(mut cache) = cache().lock() else {
-        return;
-    };
-    if cache.count >= MAX_ENTRIES || cache.bytes + content.len() > MAX_BYTES {
-        cache.evict_stale();
-        if cache.count >= MAX_ENTRIES || cache.bytes + content.len() > MAX_BYTES {
-            return;
+impl Entry {
+    /// What a hit serves: the entry's file, with its content for a GET.
+    fn open_file(&self, wants: Wants) -> OpenFile {
+        OpenFile {
+            url_path: self.url_path.clone(),
+            media: self.media.clone(),
+            len: self.content.len() as u64,
+            validators: self.validators.clone(),
+            source: (wants == Wants::Content).then(|| Source::Memory(self.content.clone())),
+            modified: self.modified,
+            sidecar: None,
+            // A hit is not stored again.
+            found: None,
         }
-    }
-    let entry = Arc::new(Entry {
-        canonical: canonical.as_path().into(),
-        stamp: *stamp,
-        url_path: file.url_path.clone(),
-        media: file.media.clone(),
-        validators: file.validators.clone(),
-        modified: file.modified,
-        content: content.clone(),
-        stored: Instant::now(),
-    });
-    cache.bytes += entry.content.len();
-    cache.count += 1;
-    let old = match cache.paths_mut(root) {
-        Some(paths) => paths.insert(path.into(), entry),
-        None => {
-            let paths = HashMap::from([(path.into(), entry)]);
-            cache.roots.push((root.to_path_buf(), paths));
-            None
-        }
-    };
-    if let Some(old) = old {
-        cache.bytes -= old.content.len();
-        cache.count -= 1;
     }
 }
 
 impl Cache {
+    fn insert(&mut self, root: &Path, path: &str, entry: Arc<Entry>) {
+        self.bytes += entry.content.len();
+        self.count += 1;
+        let old = match self.paths_mut(root) {
+            Some(paths) => paths.insert(path.into(), entry),
+            None => {
+                let paths = HashMap::from([(path.into(), entry)]);
+                self.roots.push((root.to_path_buf(), paths));
+                None
+            }
+        };
+        if let Some(old) = old {
+            self.bytes -= old.content.len();
+            self.count -= 1;
+        }
+    }
+
     fn paths_mut(&mut self, root: &Path) -> Option<&mut Paths> {
         let root = root.as_os_str().as_encoded_bytes();
         self.roots
@@ -211,16 +259,21 @@ mod tests {
         super::super::resolve::open(&found, path, wants).unwrap()
     }
 
+    /// Outside a runtime there is no watcher: every hit `stat`s.
     #[test]
     fn a_changed_file_is_never_served_from_the_cache() {
+        let cache = FileCache::default();
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().canonicalize().unwrap();
         std::fs::write(root.join("a.txt"), "one").unwrap();
         let file = read(&root, "/a.txt", Wants::Content);
-        store(&root, "/a.txt", &file);
-        let hit = lookup(&root, "/a.txt", Wants::Content).expect("a hit");
+        cache.store(&root, "/a.txt", &file);
+        let hit = cache
+            .lookup(&root, "/a.txt", Wants::Content)
+            .expect("a hit");
         assert!(matches!(hit.source, Some(Source::Memory(ref b)) if b == "one"));
-        assert!(lookup(&root, "/a.txt", Wants::Headers)
+        assert!(cache
+            .lookup(&root, "/a.txt", Wants::Headers)
             .unwrap()
             .source
             .is_none());
@@ -237,17 +290,18 @@ mod tests {
             .unwrap()
             .set_modified(mtime + Duration::from_secs(5))
             .unwrap();
-        assert!(lookup(&root, "/a.txt", Wants::Content).is_none());
+        assert!(cache.lookup(&root, "/a.txt", Wants::Content).is_none());
 
         // Deleted: a miss.
         let file = read(&root, "/a.txt", Wants::Content);
-        store(&root, "/a.txt", &file);
+        cache.store(&root, "/a.txt", &file);
         std::fs::remove_file(root.join("a.txt")).unwrap();
-        assert!(lookup(&root, "/a.txt", Wants::Content).is_none());
+        assert!(cache.lookup(&root, "/a.txt", Wants::Content).is_none());
     }
 
     #[test]
     fn only_whole_small_files_without_a_precompressed_copy_are_kept() {
+        let cache = FileCache::default();
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().canonicalize().unwrap();
         std::fs::write(
@@ -256,11 +310,45 @@ mod tests {
         )
         .unwrap();
         let file = read(&root, "/big.bin", Wants::Content);
-        store(&root, "/big.bin", &file);
-        assert!(lookup(&root, "/big.bin", Wants::Content).is_none());
+        cache.store(&root, "/big.bin", &file);
+        assert!(cache.lookup(&root, "/big.bin", Wants::Content).is_none());
         std::fs::write(root.join("h.txt"), "x").unwrap();
         let head = read(&root, "/h.txt", Wants::Headers);
-        store(&root, "/h.txt", &head);
-        assert!(lookup(&root, "/h.txt", Wants::Headers).is_none());
+        cache.store(&root, "/h.txt", &head);
+        assert!(cache.lookup(&root, "/h.txt", Wants::Headers).is_none());
+    }
+
+    /// On a runtime, a hit trusts the kernel's reports: a change that a
+    /// `stat` cannot see (same length, same inode, modification time put
+    /// back) is still a miss.
+    #[tokio::test]
+    async fn a_watched_file_is_a_miss_after_any_reported_change() {
+        let cache = FileCache::default();
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let path = root.join("a.txt");
+        std::fs::write(&path, "one").unwrap();
+        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+        cache.store(&root, "/a.txt", &read(&root, "/a.txt", Wants::Content));
+        tokio::task::yield_now().await;
+        assert!(cache.lookup(&root, "/a.txt", Wants::Content).is_some());
+
+        let file = std::fs::File::options().write(true).open(&path).unwrap();
+        std::io::Write::write_all(&mut &file, b"two").unwrap();
+        file.set_modified(mtime).unwrap();
+        drop(file);
+        let now = std::fs::metadata(&path).unwrap();
+        assert_eq!(now.modified().unwrap(), mtime, "a stat sees no change");
+        // The reactor takes in the report before it reads a request sent
+        // after the change; here a yield stands in for that.
+        tokio::task::yield_now().await;
+        assert!(cache.lookup(&root, "/a.txt", Wants::Content).is_none());
+
+        let file = read(&root, "/a.txt", Wants::Content);
+        cache.store(&root, "/a.txt", &file);
+        let hit = cache
+            .lookup(&root, "/a.txt", Wants::Content)
+            .expect("a hit");
+        assert!(matches!(hit.source, Some(Source::Memory(ref b)) if b == "two"));
     }
 }

@@ -20,15 +20,15 @@ use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::{Method, Response, StatusCode};
 
-use super::conditional::{self, Outcome};
 use super::mime::{self, MediaType};
 use super::resolve::{self, OpenFile, Wants};
 use super::source::Source;
 use super::validators::Validators;
+use super::Asks;
 use crate::body::Body;
 use crate::compress::{self, Compressor, Encoding};
 use crate::config::Compression;
-use crate::error::{Error, ErrorKind};
+use crate::error::Error;
 use crate::paths;
 
 /// A precompressed copy found beside a file.
@@ -42,8 +42,8 @@ pub struct Sidecar {
 
 /// The codings this request may get, most wanted first: none for a Range
 /// request (GET only: RFC 9110 section 14.2) or when compression is off.
-pub fn wanted(parts: &Parts, config: &Compression) -> Vec<Encoding> {
-    if parts.method == Method::GET && parts.headers.contains_key(header::RANGE) {
+pub fn wanted(parts: &Parts, asks: Asks, config: &Compression) -> Vec<Encoding> {
+    if !asks.accept_encoding || (parts.method == Method::GET && asks.range) {
         return Vec::new();
     }
     compress::acceptable(&parts.headers, compress::offered(config))
@@ -145,14 +145,11 @@ fn encoded_validators(v: &Validators, encoding: Encoding) -> Validators {
 
 impl Encoded {
     /// Preconditions against this form's validators, then a 200 (or 304).
-    pub fn serve(self, parts: &Parts) -> Result<Response<Body>, Error> {
+    pub fn serve(self, parts: &Parts, asks: Asks) -> Result<Response<Body>, Error> {
         let now = SystemTime::now();
-        match conditional::evaluate(&parts.method, &parts.headers, &self.validators, now) {
-            Outcome::Proceed => {}
-            Outcome::NotModified => return Ok(super::not_modified(&self.validators)),
-            Outcome::PreconditionFailed => {
-                return Err(Error::downstream(ErrorKind::PreconditionFailed))
-            }
+        if let Some(not_modified) = super::check_preconditions(parts, asks, &self.validators, now)?
+        {
+            return Ok(not_modified);
         }
         let mut response = Response::new(Body::empty());
         *response.status_mut() = StatusCode::OK;

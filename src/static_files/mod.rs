@@ -37,6 +37,7 @@ pub mod range;
 pub mod resolve;
 pub mod source;
 pub mod validators;
+pub mod watch;
 
 #[cfg(test)]
 mod tests;
@@ -48,6 +49,7 @@ use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::{Method, Response, StatusCode, Version};
 
+use self::cache::FileCache;
 use self::conditional::Outcome;
 use self::range::{Multipart, Plan};
 use self::resolve::{Lookup, OpenFile, Target, Wants};
@@ -61,9 +63,45 @@ use crate::paths;
 /// The methods a static file answers, for `Allow`.
 pub const ALLOW: &str = "GET, HEAD, OPTIONS";
 
+/// Which of the request headers that static serving acts on are present,
+/// found in one pass over the names: a hashed lookup for each costs more,
+/// and most requests carry none of them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Asks {
+    /// If-Match, If-None-Match, If-Modified-Since or If-Unmodified-Since.
+    pub preconditions: bool,
+    pub range: bool,
+    pub accept_encoding: bool,
+}
+
+impl Asks {
+    pub fn of(headers: &http::HeaderMap) -> Asks {
+        let mut asks = Asks::default();
+        for name in headers.keys() {
+            if name == header::RANGE {
+                asks.range = true;
+            } else if name == header::ACCEPT_ENCODING {
+                asks.accept_encoding = true;
+            } else if name == header::IF_MATCH
+                || name == header::IF_NONE_MATCH
+                || name == header::IF_MODIFIED_SINCE
+                || name == header::IF_UNMODIFIED_SINCE
+            {
+                asks.preconditions = true;
+            }
+        }
+        asks
+    }
+}
+
 /// Serve `path` (already normalised by [`crate::paths::normalize`]) from the
-/// configured document root.
-pub async fn handle(parts: &Parts, path: &str, ctx: &RequestCtx) -> Result<Response<Body>, Error> {
+/// configured document root, small files through `files`.
+pub async fn handle(
+    parts: &Parts,
+    path: &str,
+    ctx: &RequestCtx,
+    files: &FileCache,
+) -> Result<Response<Body>, Error> {
     let config = &ctx.config;
     // 1
     let Some(root) = config.document_root.as_deref() else {
@@ -77,7 +115,8 @@ pub async fn handle(parts: &Parts, path: &str, ctx: &RequestCtx) -> Result<Respo
         );
     }
     // 3
-    let encodings = compress::wanted(parts, &config.compression);
+    let asks = Asks::of(&parts.headers);
+    let encodings = compress::wanted(parts, asks, &config.compression);
     let wants = match parts.method {
         Method::GET => Wants::Content,
         Method::HEAD => Wants::Headers,
@@ -90,7 +129,7 @@ pub async fn handle(parts: &Parts, path: &str, ctx: &RequestCtx) -> Result<Respo
     // only a compressible file may have a precompressed copy to look for.
     let cacheable = encodings.is_empty() || compress::never_compressed(path);
     let cached = if cacheable {
-        cache::lookup(root, path, wants)
+        files.lookup(root, path, wants)
     } else {
         None
     };
@@ -110,7 +149,7 @@ pub async fn handle(parts: &Parts, path: &str, ctx: &RequestCtx) -> Result<Respo
             // a miss in every request's future.
             let target = Box::pin(resolve_blocking(lookup)).await?;
             if let (true, Target::File(file)) = (cacheable, &target) {
-                cache::store(root, path, file);
+                files.store(root, path, file);
             }
             target
         }
@@ -123,7 +162,7 @@ pub async fn handle(parts: &Parts, path: &str, ctx: &RequestCtx) -> Result<Respo
         Target::RedirectToSlash => redirect_to_slash(path, parts.uri.query()),
         Target::Listing(html) => listing(html, head),
         // 5, 6, 7
-        Target::File(file) => serve_form(parts, file, &encodings, ctx)?,
+        Target::File(file) => serve_form(parts, asks, file, &encodings, ctx)?,
     };
     let status = response.status();
     cache_control::apply(&config.cache_control, path, status, response.headers_mut());
@@ -185,6 +224,7 @@ fn listing(html: String, head: bool) -> Response<Body> {
 /// with `Vary: Accept-Encoding` when another client could get another form.
 fn serve_form(
     parts: &Parts,
+    asks: Asks,
     file: OpenFile,
     encodings: &[crate::compress::Encoding],
     ctx: &RequestCtx,
@@ -198,8 +238,8 @@ fn serve_form(
         .as_ref()
         .filter(|_| matches!(parts.version, Version::HTTP_10 | Version::HTTP_11));
     let mut response = match compress::choose(file, encodings, compression) {
-        compress::Choice::Identity(file) => serve_file(parts, file, lane)?,
-        compress::Choice::Encoded(encoded) => encoded.serve(parts)?,
+        compress::Choice::Identity(file) => serve_file(parts, asks, file, lane)?,
+        compress::Choice::Encoded(encoded) => encoded.serve(parts, asks)?,
     };
     if varies {
         crate::compress::add_vary(response.headers_mut());
@@ -210,21 +250,21 @@ fn serve_form(
 /// Steps 5 to 7 for an open regular file, as stored.
 fn serve_file(
     parts: &Parts,
+    asks: Asks,
     file: OpenFile,
     lane: Option<&Arc<Lane>>,
 ) -> Result<Response<Body>, Error> {
     let v = &file.validators;
     let content_type = file.media.header.clone();
     let now = SystemTime::now();
-    match conditional::evaluate(&parts.method, &parts.headers, v, now) {
-        Outcome::Proceed => {}
-        Outcome::NotModified => return Ok(not_modified(&file.validators)),
-        Outcome::PreconditionFailed => {
-            return Err(Error::downstream(ErrorKind::PreconditionFailed))
-        }
+    if let Some(not_modified) = check_preconditions(parts, asks, v, now)? {
+        return Ok(not_modified);
     }
-
-    let plan = range_plan(parts, &file, now);
+    let plan = if asks.range {
+        range_plan(parts, &file, now)
+    } else {
+        Plan::Full
+    };
     let mut response = Response::new(Body::empty());
     let headers = response.headers_mut();
     headers.insert(header::ETAG, v.etag_header());
@@ -264,6 +304,23 @@ fn serve_file(
     // HEAD has no source: same headers, no body.
     *response.body_mut() = body.unwrap_or_default();
     Ok(response)
+}
+
+/// Step 5: `Err` for a 412, `Ok(Some)` for a 304, `Ok(None)` to go on.
+fn check_preconditions(
+    parts: &Parts,
+    asks: Asks,
+    v: &Validators,
+    now: SystemTime,
+) -> Result<Option<Response<Body>>, Error> {
+    if !asks.preconditions {
+        return Ok(None);
+    }
+    match conditional::evaluate(&parts.method, &parts.headers, v, now) {
+        Outcome::Proceed => Ok(None),
+        Outcome::NotModified => Ok(Some(not_modified(v))),
+        Outcome::PreconditionFailed => Err(Error::downstream(ErrorKind::PreconditionFailed)),
+    }
 }
 
 /// Step 6: RFC 9110 section 14.2: Range applies to GET only, is ignored when

@@ -25,6 +25,7 @@ struct Site {
     /// A directory next to the root (outside it).
     outside: PathBuf,
     config: Config,
+    files: super::cache::FileCache,
 }
 
 /// What a request got: status, headers, body bytes; or the error kind.
@@ -53,6 +54,7 @@ fn site() -> Site {
         root,
         outside,
         config,
+        files: Default::default(),
     }
 }
 
@@ -64,7 +66,10 @@ impl Site {
         }
         let (parts, ()) = builder.body(()).unwrap().into_parts();
         let path = crate::paths::normalize(parts.uri.path()).map_err(|e| e.kind)?;
-        let response = handle(&parts, &path, &self.ctx())
+        // A server reads each request after a turn of the reactor, which
+        // takes in the file changes reported before it (`watch`).
+        tokio::task::yield_now().await;
+        let response = handle(&parts, &path, &self.ctx(), &self.files)
             .await
             .map_err(|e| e.kind)?;
         let (head, body) = response.into_parts();

@@ -220,7 +220,9 @@ async fn two_gib_file_streams_in_flat_memory() {
     file.set_len(len).unwrap();
     let (parts, ()) = Request::get("/huge.bin").body(()).unwrap().into_parts();
     let ctx = site.ctx();
-    let response = handle(&parts, "/huge.bin", &ctx).await.unwrap();
+    let response = handle(&parts, "/huge.bin", &ctx, &site.files)
+        .await
+        .unwrap();
     assert_eq!(
         header(response.headers(), "content-length"),
         Some(len.to_string().as_str())
@@ -244,7 +246,9 @@ async fn streamed_chunks_are_at_most_64_kib() {
     let site = site();
     write(&site.root.join("mib.bin"), &vec![1u8; 1 << 20]);
     let (parts, ()) = Request::get("/mib.bin").body(()).unwrap().into_parts();
-    let response = handle(&parts, "/mib.bin", &site.ctx()).await.unwrap();
+    let response = handle(&parts, "/mib.bin", &site.ctx(), &site.files)
+        .await
+        .unwrap();
     let mut body = response.into_body();
     let mut total = 0;
     while let Some(frame) = body.frame().await {
