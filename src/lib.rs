@@ -5,6 +5,9 @@
 //! (one request: id, limits, access log) -> [`router`] (a pure decision) ->
 //! a handler ([`static_files`], [`cgi`], [`fastcgi`]) -> a streaming [`body`].
 
+/// The `Server` header and `SERVER_SOFTWARE`: `gatehouse/<version>`.
+pub const SERVER_SOFTWARE: &str = concat!("gatehouse/", env!("CARGO_PKG_VERSION"));
+
 pub mod access_log;
 pub mod body;
 pub mod cgi;

@@ -33,8 +33,6 @@ use crate::{cgi, compress, fastcgi, paths, static_files, tls};
 /// RFC 3875 section 6.2.2 local redirects followed for one request.
 pub const MAX_LOCAL_REDIRECTS: usize = 10;
 
-const SERVER_HEADER: &str = concat!("gatehouse/", env!("CARGO_PKG_VERSION"));
-
 /// Everything shared by all requests of a running server.
 pub struct App {
     pub config: Arc<Config>,
@@ -108,9 +106,7 @@ impl App {
                 error_response(&err, version)
             }
         };
-        response
-            .headers_mut()
-            .insert(header::SERVER, HeaderValue::from_static(SERVER_HEADER));
+        set_server(response.headers_mut());
         let status = response.status();
         response.map(|body| LoggedBody {
             inner: body,
@@ -189,6 +185,21 @@ impl App {
         }
         Err(Error::new(ErrorKind::TooManyRedirects, Side::Upstream)
             .with_cause(format!("more than {MAX_LOCAL_REDIRECTS} local redirects")))
+    }
+}
+
+/// `Server: gatehouse/<version>`, replacing any a program sent. A cached
+/// file's head carries it already ([`static_files::full_head`]): inserting
+/// into that full map would grow it, even to replace.
+fn set_server(headers: &mut HeaderMap) {
+    let mut values = headers.get_all(header::SERVER).iter();
+    let ours =
+        matches!((values.next(), values.next()), (Some(v), None) if v == crate::SERVER_SOFTWARE);
+    if !ours {
+        headers.insert(
+            header::SERVER,
+            HeaderValue::from_static(crate::SERVER_SOFTWARE),
+        );
     }
 }
 

@@ -80,9 +80,6 @@ pub struct EnvOptions<'a> {
     pub extra: &'a [(String, String)],
 }
 
-/// `SERVER_SOFTWARE`.
-pub const SERVER_SOFTWARE: &str = concat!("gatehouse/", env!("CARGO_PKG_VERSION"));
-
 /// Longest decimal `u64`.
 const MAX_U64_TEXT: usize = 20;
 
@@ -152,7 +149,7 @@ pub fn build<'a>(
     // 4.1.16
     set("SERVER_PROTOCOL", text(protocol(parts.version)));
     // 4.1.17
-    set("SERVER_SOFTWARE", text(SERVER_SOFTWARE));
+    set("SERVER_SOFTWARE", text(crate::SERVER_SOFTWARE));
     // Extensions every CGI library expects (Apache, lighttpd, nginx).
     let uri = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     set("REQUEST_URI", text(uri));

@@ -73,10 +73,13 @@ struct Entry {
     validators: Validators,
     modified: Option<SystemTime>,
     content: Bytes,
-    stored: Instant,
+    /// When the path -> file mapping stops being trusted ([`TTL`]).
+    expires: Instant,
     /// Set when the kernel reports changes to the file; without one, every
     /// hit `stat`s it.
     notice: Option<Notice>,
+    /// The head of a full response, cloned by each hit.
+    head: Arc<http::HeaderMap>,
 }
 
 type Paths = HashMap<Box<str>, Arc<Entry>>;
@@ -122,7 +125,7 @@ impl FileCache {
         let entry = {
             let mut cache = self.entries.lock().ok()?;
             let entry = cache.get(root, path)?;
-            if entry.stored.elapsed() > TTL {
+            if Instant::now() > entry.expires {
                 cache.remove(root, path, &entry);
                 return None;
             }
@@ -174,8 +177,9 @@ impl FileCache {
             validators: file.validators.clone(),
             modified: file.modified,
             content: content.clone(),
-            stored: Instant::now(),
+            expires: Instant::now() + TTL,
             notice,
+            head: Arc::new(super::full_head(file)),
         });
         cache.insert(root, path, entry);
     }
@@ -194,6 +198,7 @@ impl Entry {
             sidecar: None,
             // A hit is not stored again.
             found: None,
+            head: Some(self.head.clone()),
         }
     }
 }
@@ -241,8 +246,9 @@ impl Cache {
     }
 
     fn evict_stale(&mut self) {
+        let now = Instant::now();
         for (_, paths) in &mut self.roots {
-            paths.retain(|_, e| e.stored.elapsed() <= TTL);
+            paths.retain(|_, e| now <= e.expires);
         }
         self.roots.retain(|(_, paths)| !paths.is_empty());
         let entries = self.roots.iter().flat_map(|(_, paths)| paths.values());

@@ -14,7 +14,6 @@
 //! regular file under the root and not older than the file itself.
 
 use std::path::Path;
-use std::time::SystemTime;
 
 use http::header::{self, HeaderValue};
 use http::request::Parts;
@@ -146,9 +145,7 @@ fn encoded_validators(v: &Validators, encoding: Encoding) -> Validators {
 impl Encoded {
     /// Preconditions against this form's validators, then a 200 (or 304).
     pub fn serve(self, parts: &Parts, asks: Asks) -> Result<Response<Body>, Error> {
-        let now = SystemTime::now();
-        if let Some(not_modified) = super::check_preconditions(parts, asks, &self.validators, now)?
-        {
+        if let Some(not_modified) = super::check_preconditions(parts, asks, &self.validators)? {
             return Ok(not_modified);
         }
         let mut response = Response::new(Body::empty());

@@ -80,6 +80,10 @@ pub struct OpenFile {
     pub sidecar: Option<Box<Sidecar>>,
     /// The canonical path and the version that was opened (for [`super::cache`]).
     pub found: Option<(PathBuf, super::cache::Stamp)>,
+    /// The head of a full response ([`super::full_head`]), when the cache
+    /// kept one. Shared: an `OpenFile` moves several times, and a map
+    /// inline would be 96 bytes more to copy each time.
+    pub head: Option<Arc<http::HeaderMap>>,
 }
 
 /// Find and open what `lookup.path` names. Blocking.
@@ -185,5 +189,6 @@ pub(super) fn open(path: &Path, url_path: &str, wants: Wants) -> Result<OpenFile
         modified: meta.modified().ok(),
         sidecar: None,
         found: Some((path.to_path_buf(), super::cache::Stamp::of(&meta))),
+        head: None,
     })
 }
