@@ -6,6 +6,8 @@
 #   bash bench/instructions.sh                      # cached 1 KB file, target/release/gatehouse
 #   GATEHOUSE_BIN=/tmp/old bash bench/instructions.sh
 #   CONFIG=my.yaml URL_PATH=/hello.php bash bench/instructions.sh
+#   SERVER_PREFIX="taskset -c 0" bash bench/instructions.sh   # one CPU: the
+#       current-thread runtime, as in bench/run.sh (default: the thread pool)
 #
 # gatehouse runs under callgrind twice, loaded by wrk (1 thread, 20
 # connections) for 2 s and then 6 s; the difference in instructions over the
@@ -45,7 +47,7 @@ trap 'stop; echo "profiles in $work"' EXIT
 # One measurement: "<requests> <instructions>".
 measure() {
   rm -f "$work"/callgrind.out.*
-  valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out.%p" \
+  ${SERVER_PREFIX:-} valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out.%p" \
     "$bin" --config "$config" >/dev/null 2>"$work/stderr" </dev/null &
   server=$!
   for _ in $(seq 150); do
