@@ -251,10 +251,9 @@ fn serve_form(
 fn serve_file(
     parts: &Parts,
     asks: Asks,
-    file: OpenFile,
+    mut file: OpenFile,
     lane: Option<&Arc<Lane>>,
 ) -> Result<Response<Body>, Error> {
-    let mut file = file;
     if let Some(not_modified) = check_preconditions(parts, asks, &file.validators)? {
         return Ok(not_modified);
     }
@@ -309,7 +308,7 @@ fn serve_file(
 /// included because six fill the map as made: `service` inserting it
 /// afterwards would grow the map (an insert reserves room before it looks
 /// for the name), so it only checks that it is there.
-pub fn full_head(file: &OpenFile) -> HeaderMap {
+pub(super) fn full_head(file: &OpenFile) -> HeaderMap {
     let v = &file.validators;
     let mut headers = HeaderMap::with_capacity(6);
     headers.insert(header::ETAG, v.etag_header());

@@ -66,7 +66,6 @@ fn name_changes() -> AddWatchFlags {
 }
 
 /// One inotify instance, registered with the runtime that made it.
-#[derive(Clone)]
 pub struct Watcher(Arc<Shared>);
 
 struct Shared {
