@@ -5,6 +5,8 @@
 //! [`Reply::LocalRedirect`] and is re-dispatched here, at most
 //! [`MAX_LOCAL_REDIRECTS`] times (lighttpd's `HANDLER_COMEBACK`).
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +15,7 @@ use std::task::{Context, Poll};
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use futures_util::future::{ready, Either};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
@@ -74,12 +77,18 @@ impl App {
 
     /// Serve one request and return its response, whose body writes the
     /// access-log line and tells the connection tracker when it is done.
-    pub async fn serve(
+    ///
+    /// What needs no waiting is done before this returns (hyper calls it
+    /// from `Service::call`): the head's checks, routing, and the whole
+    /// answer for errors, redirects and cached files. The request head is
+    /// then gone before hyper reads ahead on the connection; see
+    /// [`static_files::handle_cached`] for why that matters.
+    pub fn serve(
         self: Arc<Self>,
         req: Request<Incoming>,
         conn: Arc<ConnInfo>,
         tracker: Arc<ConnTracker>,
-    ) -> Response<LoggedBody> {
+    ) -> impl Future<Output = Result<Response<LoggedBody>, Infallible>> + Send + 'static {
         let seq = tracker.request_started();
         // RFC 9112 section 6.1: Content-Length with Transfer-Encoding is
         // refused rather than resolved (see `server::framing`).
@@ -97,8 +106,38 @@ impl App {
             .access_log
             .enabled()
             .then(|| Box::new(access_record(&req, &ctx)));
-        let version = req.version();
-        let result = self.dispatch(req, &ctx, both_lengths).await;
+        let ending = Ending {
+            id,
+            version: req.version(),
+            record,
+            tracker,
+        };
+        let answered = match self.route(req, &ctx, both_lengths) {
+            Ok(Step::Wait(routed)) => {
+                return Either::Right(async move {
+                    let result = self.dispatch(routed, &ctx).await;
+                    Ok(self.finish(result, ending))
+                })
+            }
+            Ok(Step::Answered(response)) => Ok(response),
+            Err(err) => Err(err),
+        };
+        Either::Left(ready(Ok(self.finish(answered, ending))))
+    }
+
+    /// The response made whole: errors as responses, `Server`, and the body
+    /// that logs the request when it ends.
+    fn finish(
+        &self,
+        result: Result<Response<Body>, Error>,
+        ending: Ending,
+    ) -> Response<LoggedBody> {
+        let Ending {
+            id,
+            version,
+            record,
+            tracker,
+        } = ending;
         let mut response = match result {
             Ok(response) => response,
             Err(err) => {
@@ -118,21 +157,48 @@ impl App {
         })
     }
 
-    async fn dispatch(
+    /// Everything about a request known without waiting: the head's checks,
+    /// its route, and for a cached static file the answer.
+    fn route(
         &self,
         req: Request<Incoming>,
         ctx: &RequestCtx,
         both_lengths: bool,
-    ) -> Result<Response<Body>, Error> {
-        let (mut parts, incoming) = req.into_parts();
+    ) -> Result<Step, Error> {
         if both_lengths {
             return Err(Error::downstream(ErrorKind::BadRequest)
                 .with_cause("Content-Length together with Transfer-Encoding"));
         }
-        let mut chunked = check_head(&parts, &self.config)?;
+        let (parts, incoming) = req.into_parts();
+        let chunked = check_head(&parts, &self.config)?;
         if let Some(redirect) = tls::redirect::https_redirect(&parts, ctx) {
-            return Ok(redirect);
+            return Ok(Step::Answered(redirect));
         }
+        let path = paths::normalize(parts.uri.path())?;
+        let route = self.router.route(&path);
+        // A static file never reads a body, but one that was sent must
+        // still be well framed and within the limit: that takes waiting.
+        if let (Route::Static, false) = (route, chunked) {
+            if let Some(result) = static_files::handle_cached(&parts, &path, ctx, &self.files) {
+                return result.map(Step::Answered);
+            }
+        }
+        drop(path);
+        Ok(Step::Wait(Routed {
+            parts,
+            incoming,
+            chunked,
+            route,
+        }))
+    }
+
+    async fn dispatch(&self, routed: Routed, ctx: &RequestCtx) -> Result<Response<Body>, Error> {
+        let Routed {
+            mut parts,
+            incoming,
+            mut chunked,
+            route,
+        } = routed;
         let max_body = usize::try_from(self.config.limits.max_request_body).unwrap_or(usize::MAX);
         // Boxed only when a handler takes it: a static file never does.
         let mut incoming = Some(incoming);
@@ -141,9 +207,13 @@ impl App {
             None => empty_request_body(),
         };
         let compression = &self.config.compression;
+        let mut first_route = Some(route);
         for _ in 0..=MAX_LOCAL_REDIRECTS {
             let path = paths::normalize(parts.uri.path())?;
-            let reply = match self.router.route(&path) {
+            let route = first_route
+                .take()
+                .unwrap_or_else(|| self.router.route(&path));
+            let reply = match route {
                 Route::Static => {
                     // A static file never reads a body, but one that was sent
                     // must still be well framed (a bad chunk size is a 400,
@@ -186,6 +256,30 @@ impl App {
         Err(Error::new(ErrorKind::TooManyRedirects, Side::Upstream)
             .with_cause(format!("more than {MAX_LOCAL_REDIRECTS} local redirects")))
     }
+}
+
+/// What [`App::route`] found out.
+enum Step {
+    Answered(Response<Body>),
+    /// A handler has to wait: for a program, the blocking pool or a body.
+    Wait(Routed),
+}
+
+/// A request checked and routed, on its way to a handler that waits.
+struct Routed {
+    parts: Parts,
+    incoming: Incoming,
+    /// The body is chunked (no Content-Length).
+    chunked: bool,
+    route: Route,
+}
+
+/// What [`App::finish`] needs of the request.
+struct Ending {
+    id: RequestId,
+    version: Version,
+    record: Option<Box<AccessRecord>>,
+    tracker: Arc<ConnTracker>,
 }
 
 /// `Server: gatehouse/<version>`, replacing any a program sent. A cached

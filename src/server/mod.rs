@@ -14,7 +14,6 @@ mod observed;
 mod signals;
 mod tracker;
 
-use std::convert::Infallible;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
@@ -361,12 +360,10 @@ impl Connection {
         ));
         let app = self.app.clone();
         let conn_tracker = tracker.clone();
-        let service = service_fn(move |req| {
-            let app = app.clone();
-            let info = info.clone();
-            let tracker = conn_tracker.clone();
-            async move { Ok::<_, Infallible>(app.serve(req, info, tracker).await) }
-        });
+        // `serve` is called here, not in the future: it answers what needs
+        // no waiting before hyper's next read (see `App::serve`).
+        let service =
+            service_fn(move |req| app.clone().serve(req, info.clone(), conn_tracker.clone()));
         let conn = self.builder.serve_connection(io, service);
         tokio::pin!(conn);
         let limits = &self.app.config.limits;

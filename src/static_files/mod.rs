@@ -94,6 +94,79 @@ impl Asks {
     }
 }
 
+/// What a request asks of the static handler: steps 1 to 3 up to the
+/// lookup, the same whether the answer comes from the cache or not.
+struct Ask<'a> {
+    root: &'a std::path::Path,
+    asks: Asks,
+    encodings: Vec<crate::compress::Encoding>,
+    wants: Wants,
+    /// Only the path decides what is sent (see [`handle`]).
+    cacheable: bool,
+}
+
+impl<'a> Ask<'a> {
+    fn of(parts: &Parts, path: &str, ctx: &'a RequestCtx) -> Result<Ask<'a>, Error> {
+        let config = &ctx.config;
+        // 1
+        let Some(root) = config.document_root.as_deref() else {
+            return Err(Error::downstream(ErrorKind::NotFound)
+                .with_cause(crate::error::msg("no document_root")));
+        };
+        // 2
+        if !config.serve_dotfiles && paths::has_dotfile_segment(path) {
+            return Err(Error::downstream(ErrorKind::NotFound)
+                .with_cause(format!("dotfile refused: {path}")));
+        }
+        // 3
+        let asks = Asks::of(&parts.headers);
+        let encodings = compress::wanted(parts, asks, &config.compression);
+        let wants = match parts.method {
+            Method::GET => Wants::Content,
+            Method::HEAD => Wants::Headers,
+            _ => Wants::Existence,
+        };
+        // Hot small files come from the cache when nothing but the path
+        // decides what is sent; everything else takes one trip to the
+        // blocking pool. A client that accepts codings still gets a hit for
+        // a type that is never compressed (images, archives): browsers ask
+        // for gzip every time, and only a compressible file may have a
+        // precompressed copy to look for.
+        let cacheable = encodings.is_empty() || compress::never_compressed(path);
+        Ok(Ask {
+            root,
+            asks,
+            encodings,
+            wants,
+            cacheable,
+        })
+    }
+}
+
+/// [`handle`] for a request answered without waiting: an error of steps 1
+/// and 2, or a file in the cache. `None`: it needs the blocking pool.
+///
+/// The service calls this inside hyper's `Service::call`, so that the
+/// request head is dropped before hyper reads ahead on the connection (it
+/// does, to see a client leave mid-request): the head still holding hyper's
+/// read buffer then makes it allocate a new 8 KiB one for every request.
+pub fn handle_cached(
+    parts: &Parts,
+    path: &str,
+    ctx: &RequestCtx,
+    files: &FileCache,
+) -> Option<Result<Response<Body>, Error>> {
+    let ask = match Ask::of(parts, path, ctx) {
+        Ok(ask) => ask,
+        Err(e) => return Some(Err(e)),
+    };
+    if !ask.cacheable {
+        return None;
+    }
+    let file = files.lookup(ask.root, path, ask.wants)?;
+    Some(respond(parts, path, ctx, &ask, Target::File(file)))
+}
+
 /// Serve `path` (already normalised by [`crate::paths::normalize`]) from the
 /// configured document root, small files through `files`.
 pub async fn handle(
@@ -102,34 +175,9 @@ pub async fn handle(
     ctx: &RequestCtx,
     files: &FileCache,
 ) -> Result<Response<Body>, Error> {
-    let config = &ctx.config;
-    // 1
-    let Some(root) = config.document_root.as_deref() else {
-        return Err(Error::downstream(ErrorKind::NotFound)
-            .with_cause(crate::error::msg("no document_root")));
-    };
-    // 2
-    if !config.serve_dotfiles && paths::has_dotfile_segment(path) {
-        return Err(
-            Error::downstream(ErrorKind::NotFound).with_cause(format!("dotfile refused: {path}"))
-        );
-    }
-    // 3
-    let asks = Asks::of(&parts.headers);
-    let encodings = compress::wanted(parts, asks, &config.compression);
-    let wants = match parts.method {
-        Method::GET => Wants::Content,
-        Method::HEAD => Wants::Headers,
-        _ => Wants::Existence,
-    };
-    // Hot small files come from the cache when nothing but the path decides
-    // what is sent; everything else takes one trip to the blocking pool. A
-    // client that accepts codings still gets a hit for a type that is never
-    // compressed (images, archives): browsers ask for gzip every time, and
-    // only a compressible file may have a precompressed copy to look for.
-    let cacheable = encodings.is_empty() || compress::never_compressed(path);
-    let cached = if cacheable {
-        files.lookup(root, path, wants)
+    let ask = Ask::of(parts, path, ctx)?;
+    let cached = if ask.cacheable {
+        files.lookup(ask.root, path, ask.wants)
     } else {
         None
     };
@@ -137,23 +185,34 @@ pub async fn handle(
         Some(file) => Target::File(file),
         None => {
             let lookup = Lookup {
-                root: root.to_path_buf(),
+                root: ask.root.to_path_buf(),
                 path: path.to_owned(),
-                index: config.index.clone(),
-                directory_listing: config.directory_listing,
-                show_hidden: config.serve_dotfiles,
-                wants,
-                sidecars: encodings.clone(),
+                index: ctx.config.index.clone(),
+                directory_listing: ctx.config.directory_listing,
+                show_hidden: ctx.config.serve_dotfiles,
+                wants: ask.wants,
+                sidecars: ask.encodings.clone(),
             };
             // Boxed: a hit never waits, and should not carry the state of
             // a miss in every request's future.
             let target = Box::pin(resolve_blocking(lookup)).await?;
-            if let (true, Target::File(file)) = (cacheable, &target) {
-                files.store(root, path, file);
+            if let (true, Target::File(file)) = (ask.cacheable, &target) {
+                files.store(ask.root, path, file);
             }
             target
         }
     };
+    respond(parts, path, ctx, &ask, target)
+}
+
+/// Steps 4 to 7 for what the lookup found, and `Cache-Control`.
+fn respond(
+    parts: &Parts,
+    path: &str,
+    ctx: &RequestCtx,
+    ask: &Ask<'_>,
+    target: Target,
+) -> Result<Response<Body>, Error> {
     let head = parts.method == Method::HEAD;
     let mut response = match target {
         // 4
@@ -162,10 +221,15 @@ pub async fn handle(
         Target::RedirectToSlash => redirect_to_slash(path, parts.uri.query()),
         Target::Listing(html) => listing(html, head),
         // 5, 6, 7
-        Target::File(file) => serve_form(parts, asks, file, &encodings, ctx)?,
+        Target::File(file) => serve_form(parts, ask.asks, file, &ask.encodings, ctx)?,
     };
     let status = response.status();
-    cache_control::apply(&config.cache_control, path, status, response.headers_mut());
+    cache_control::apply(
+        &ctx.config.cache_control,
+        path,
+        status,
+        response.headers_mut(),
+    );
     Ok(response)
 }
 

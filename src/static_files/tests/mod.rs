@@ -13,7 +13,7 @@ use std::time::Duration;
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 
-use super::handle;
+use super::{handle, handle_cached};
 use crate::config::Config;
 use crate::context::{ConnInfo, RequestCtx, RequestId};
 use crate::error::ErrorKind;
@@ -75,6 +75,24 @@ impl Site {
         let (head, body) = response.into_parts();
         let body = body.collect().await.unwrap().to_bytes().to_vec();
         Ok((head.status, head.headers, body))
+    }
+
+    /// What [`handle_cached`] answers at once, `None` when it would wait.
+    async fn cached(&self, method: Method, uri: &str, headers: &[(&str, &str)]) -> Option<Outcome> {
+        let mut builder = Request::builder().method(method).uri(uri);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let (parts, ()) = builder.body(()).unwrap().into_parts();
+        let path = crate::paths::normalize(parts.uri.path()).ok()?;
+        tokio::task::yield_now().await;
+        let response = match handle_cached(&parts, &path, &self.ctx(), &self.files)? {
+            Ok(response) => response,
+            Err(e) => return Some(Err(e.kind)),
+        };
+        let (head, body) = response.into_parts();
+        let body = body.collect().await.unwrap().to_bytes().to_vec();
+        Some(Ok((head.status, head.headers, body)))
     }
 
     fn ctx(&self) -> RequestCtx {

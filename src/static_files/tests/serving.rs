@@ -258,3 +258,65 @@ async fn streamed_chunks_are_at_most_64_kib() {
     }
     assert_eq!(total, 1 << 20);
 }
+
+/// The answer made at once from the cache is the one `handle` makes, for
+/// every form of request a cached file gets; what needs the disk waits.
+#[tokio::test]
+async fn answers_at_once_are_the_answers_of_handle() {
+    let site = site();
+    let etag = {
+        let (_, headers, _) = ok(site.get("/digits.txt", &[]).await);
+        header(&headers, "etag").unwrap().to_owned()
+    };
+    let asks: Vec<(Method, Vec<(&str, &str)>)> = vec![
+        (Method::GET, vec![]),
+        (Method::HEAD, vec![]),
+        (Method::GET, vec![("range", "bytes=2-4")]),
+        (Method::GET, vec![("range", "bytes=20-30")]),
+        (Method::GET, vec![("if-none-match", etag.as_str())]),
+        (Method::GET, vec![("if-match", "\"other\"")]),
+        // Other methods: whether the cache answers them or not, the same.
+        (Method::POST, vec![]),
+        (Method::OPTIONS, vec![]),
+    ];
+    for (method, headers) in &asks {
+        let at_once = site.cached(method.clone(), "/digits.txt", headers).await;
+        let Some(at_once) = at_once else {
+            assert!(
+                ![Method::GET, Method::HEAD].contains(method),
+                "{method} {headers:?}: not answered at once"
+            );
+            continue;
+        };
+        let waited = site.request(method.clone(), "/digits.txt", headers).await;
+        let strip_date = |o: Outcome| {
+            o.map(|(status, mut headers, body)| {
+                headers.remove("date");
+                (status, headers, body)
+            })
+        };
+        assert_eq!(
+            strip_date(at_once),
+            strip_date(waited),
+            "{method} {headers:?}"
+        );
+    }
+    // Refused before any lookup: answered at once, as `handle` does.
+    assert_eq!(
+        site.cached(Method::GET, "/.env", &[]).await,
+        Some(Err(ErrorKind::NotFound))
+    );
+    // Not in the cache (never served, missing, a directory): it waits.
+    assert!(site.cached(Method::GET, "/hello.txt", &[]).await.is_none());
+    assert!(site
+        .cached(Method::GET, "/nothing.txt", &[])
+        .await
+        .is_none());
+    assert!(site.cached(Method::GET, "/docs/", &[]).await.is_none());
+    // A compressible file for a client that takes gzip may have a
+    // precompressed copy to look for: it waits even when cached.
+    assert!(site
+        .cached(Method::GET, "/digits.txt", &[("accept-encoding", "gzip")])
+        .await
+        .is_none());
+}
