@@ -5,6 +5,7 @@
 //! [`Reply::LocalRedirect`] and is re-dispatched here, at most
 //! [`MAX_LOCAL_REDIRECTS`] times (lighttpd's `HANDLER_COMEBACK`).
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
@@ -183,12 +184,18 @@ impl App {
                 return result.map(Step::Answered);
             }
         }
-        drop(path);
+        // Kept only where normalising changed it; otherwise it is the
+        // request's own path, which moves with the request.
+        let path = match path {
+            Cow::Borrowed(_) => None,
+            Cow::Owned(path) => Some(path),
+        };
         Ok(Step::Wait(Routed {
             parts,
             incoming,
             chunked,
             route,
+            path,
         }))
     }
 
@@ -198,6 +205,7 @@ impl App {
             incoming,
             mut chunked,
             route,
+            path,
         } = routed;
         let max_body = usize::try_from(self.config.limits.max_request_body).unwrap_or(usize::MAX);
         // Boxed only when a handler takes it: a static file never does.
@@ -207,12 +215,17 @@ impl App {
             None => empty_request_body(),
         };
         let compression = &self.config.compression;
-        let mut first_route = Some(route);
+        let mut first = Some((route, path));
         for _ in 0..=MAX_LOCAL_REDIRECTS {
-            let path = paths::normalize(parts.uri.path())?;
-            let route = first_route
-                .take()
-                .unwrap_or_else(|| self.router.route(&path));
+            let (path, route) = match first.take() {
+                Some((route, Some(path))) => (Cow::Owned(path), route),
+                Some((route, None)) => (Cow::Borrowed(parts.uri.path()), route),
+                None => {
+                    let path = paths::normalize(parts.uri.path())?;
+                    let route = self.router.route(&path);
+                    (path, route)
+                }
+            };
             let reply = match route {
                 Route::Static => {
                     // A static file never reads a body, but one that was sent
@@ -272,6 +285,8 @@ struct Routed {
     /// The body is chunked (no Content-Length).
     chunked: bool,
     route: Route,
+    /// The normalised path where it differs from the request's.
+    path: Option<String>,
 }
 
 /// What [`App::finish`] needs of the request.
