@@ -92,7 +92,7 @@ type Paths = HashMap<Box<str>, Arc<Entry>, BuildHasherDefault<PathHasher>>;
 /// chooses against collisions made on purpose; here only files that exist
 /// become keys, at most [`MAX_ENTRIES`] of them, and a lookup never inserts.
 #[derive(Default, Clone, Copy)]
-pub struct PathHasher(u64);
+struct PathHasher(u64);
 
 impl PathHasher {
     fn add(&mut self, word: u64) {
