@@ -141,6 +141,13 @@ impl<'a> Ask<'a> {
             cacheable,
         })
     }
+
+    /// The file from the cache, where the path alone decides the answer.
+    fn cached(&self, path: &str, files: &FileCache) -> Option<OpenFile> {
+        self.cacheable
+            .then(|| files.lookup(self.root, path, self.wants))
+            .flatten()
+    }
 }
 
 /// [`handle`] for a request answered without waiting: an error of steps 1
@@ -160,10 +167,7 @@ pub fn handle_cached(
         Ok(ask) => ask,
         Err(e) => return Some(Err(e)),
     };
-    if !ask.cacheable {
-        return None;
-    }
-    let file = files.lookup(ask.root, path, ask.wants)?;
+    let file = ask.cached(path, files)?;
     Some(respond(parts, path, ctx, &ask, Target::File(file)))
 }
 
@@ -176,12 +180,7 @@ pub async fn handle(
     files: &FileCache,
 ) -> Result<Response<Body>, Error> {
     let ask = Ask::of(parts, path, ctx)?;
-    let cached = if ask.cacheable {
-        files.lookup(ask.root, path, ask.wants)
-    } else {
-        None
-    };
-    let target = match cached {
+    let target = match ask.cached(path, files) {
         Some(file) => Target::File(file),
         None => {
             let lookup = Lookup {

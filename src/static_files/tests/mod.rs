@@ -60,11 +60,7 @@ fn site() -> Site {
 
 impl Site {
     async fn request(&self, method: Method, uri: &str, headers: &[(&str, &str)]) -> Outcome {
-        let mut builder = Request::builder().method(method).uri(uri);
-        for (name, value) in headers {
-            builder = builder.header(*name, *value);
-        }
-        let (parts, ()) = builder.body(()).unwrap().into_parts();
+        let parts = request_head(method, uri, headers);
         let path = crate::paths::normalize(parts.uri.path()).map_err(|e| e.kind)?;
         // A server reads each request after a turn of the reactor, which
         // takes in the file changes reported before it (`watch`).
@@ -79,11 +75,7 @@ impl Site {
 
     /// What [`handle_cached`] answers at once, `None` when it would wait.
     async fn cached(&self, method: Method, uri: &str, headers: &[(&str, &str)]) -> Option<Outcome> {
-        let mut builder = Request::builder().method(method).uri(uri);
-        for (name, value) in headers {
-            builder = builder.header(*name, *value);
-        }
-        let (parts, ()) = builder.body(()).unwrap().into_parts();
+        let parts = request_head(method, uri, headers);
         let path = crate::paths::normalize(parts.uri.path()).ok()?;
         tokio::task::yield_now().await;
         let response = match handle_cached(&parts, &path, &self.ctx(), &self.files)? {
@@ -113,6 +105,14 @@ impl Site {
     async fn get(&self, uri: &str, headers: &[(&str, &str)]) -> Outcome {
         self.request(Method::GET, uri, headers).await
     }
+}
+
+fn request_head(method: Method, uri: &str, headers: &[(&str, &str)]) -> http::request::Parts {
+    let mut builder = Request::builder().method(method).uri(uri);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder.body(()).unwrap().into_parts().0
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
