@@ -4,25 +4,28 @@
 //! the body is already at hand, in one buffer and so one write; the rest of
 //! the body follows as STDIN records while the STDOUT records are read, both
 //! at once, so a backend that answers before it has read all its input does
-//! not deadlock against us. The exchange runs in a task of its own and
-//! reports to the handler through a bounded channel: the handler parses the
-//! head, the response body drains the rest, and a client that reads slowly
-//! slows the backend down instead of filling memory.
+//! not deadlock against us. The exchange is a future the handler polls
+//! itself, first for the head and then, inside the response body, for the
+//! rest: a client that reads slowly slows the backend down instead of filling
+//! memory. (It ran in a task of its own behind a channel once; the task, the
+//! channel and the wake-ups between them were a tenth of a php request's CPU.)
 //!
 //! A connection goes back to its pool only when its request reached
 //! END_REQUEST cleanly, all of STDIN was written and no byte is left over;
 //! anything else (an abort, a timeout, garbage) closes it.
 
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{FutureExt, StreamExt};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 
@@ -36,8 +39,6 @@ use crate::context::RequestId;
 pub const REQUEST_ID: u16 = 1;
 /// Body bytes gathered into the first write when they are already there.
 const PREFETCH_LIMIT: usize = 64 * 1024;
-/// STDOUT chunks buffered between the exchange task and the client.
-const CHANNEL_DEPTH: usize = 8;
 /// Room for a read from the backend (a STDOUT record of a small page fits).
 const READ_CAPACITY: usize = 8 * 1024;
 
@@ -139,16 +140,103 @@ impl Request {
     }
 }
 
-/// Start the exchange in its own task; its events arrive on the receiver.
-/// Dropping the receiver aborts the request.
-pub fn spawn(conn: PooledConn, req: Request) -> mpsc::Receiver<Event> {
-    let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
-    // Boxed: the task's cell holds the future or its output in one enum,
-    // and tokio writes that whole enum when the task starts and when it
-    // ends; with the exchange's state inline those copies were ~1,500
-    // instructions a request, the box's allocation is ~100.
-    tokio::spawn(Box::pin(run(conn, req, tx)));
-    rx
+/// Start the exchange: it makes progress while its [`Exchange`] is polled.
+/// Dropping the `Exchange` aborts the request.
+pub fn start(conn: PooledConn, req: Request) -> Exchange {
+    let slot = Arc::new(Mutex::new(None));
+    let tx = Sender(slot.clone());
+    Exchange {
+        slot,
+        run: Some(Box::pin(run(conn, req, tx))),
+    }
+}
+
+/// The handler's end of an exchange: its events, in order.
+pub struct Exchange {
+    slot: Arc<Mutex<Option<Event>>>,
+    run: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+}
+
+impl Exchange {
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        let Some(run) = self.run.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if run.as_mut().poll(cx).is_ready() {
+            self.run = None;
+        }
+        match lock(&self.slot).take() {
+            Some(event) => Poll::Ready(Some(event)),
+            None if self.run.is_none() => Poll::Ready(None),
+            None => Poll::Pending,
+        }
+    }
+
+    pub async fn recv(&mut self) -> Option<Event> {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+}
+
+/// The exchange's end: it leaves each event in the slot and yields once, so
+/// the [`Exchange`] polling it returns the event before the exchange goes on.
+struct Sender(Arc<Mutex<Option<Event>>>);
+
+impl Sender {
+    /// Done once the receiver has taken the event. (Not after one yield: the
+    /// exchange polls its reading half again when its writing half finishes
+    /// in the same poll.) No waker is kept: the receiver polls again when it
+    /// wants the next event.
+    async fn send(&self, event: Event) {
+        *lock(&self.0) = Some(event);
+        std::future::poll_fn(|_| {
+            if lock(&self.0).is_some() {
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        })
+        .await;
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The connection while its request is unfinished. Dropped unfinished (the
+/// client left, the handler gave up, the exchange failed), it tells the
+/// backend to stop (section 5.4) and closes: its state is unknown, so it is
+/// never reused.
+struct InFlight(Option<PooledConn>);
+
+impl InFlight {
+    fn conn(&mut self) -> &mut PooledConn {
+        self.0
+            .as_mut()
+            .expect("an unfinished request holds its connection")
+    }
+
+    /// END_REQUEST came: keep the connection when `reusable`, close it
+    /// otherwise, abort nothing.
+    fn finish(mut self, reusable: bool) {
+        if let Some(conn) = self.0.take() {
+            if reusable {
+                conn.release();
+            }
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take() {
+            let mut buf = BytesMut::new();
+            record::put_record(&mut buf, kind::ABORT_REQUEST, REQUEST_ID, b"");
+            // The socket takes 8 bytes at once unless the backend stopped
+            // reading, and then it is no use waiting for it.
+            let _ = conn.stream().try_write(&buf);
+        }
+    }
 }
 
 /// How one attempt ended.
@@ -162,14 +250,13 @@ enum Outcome {
     /// body byte beyond the first write was consumed: safe to send again.
     Stale(io::Error),
     Failed(Failure),
-    /// The handler or the client went away.
-    Abandoned,
 }
 
-async fn run(mut conn: PooledConn, mut req: Request, tx: mpsc::Sender<Event>) {
+async fn run(conn: PooledConn, mut req: Request, tx: Sender) {
+    let mut conn = InFlight(Some(conn));
     let mut retried = false;
     loop {
-        let (stream, answered) = conn.split();
+        let (stream, answered) = conn.conn().split();
         let outcome = attempt(stream, answered, &mut req, &tx).await;
         match outcome {
             Outcome::Done { end, reusable } => {
@@ -177,43 +264,31 @@ async fn run(mut conn: PooledConn, mut req: Request, tx: mpsc::Sender<Event>) {
                     tracing::debug!(request = %req.id, app_status = end.app_status, "fastcgi app status");
                 }
                 // Back to the pool first: a slow client must not hold it.
-                if reusable && req.keep_conn {
-                    conn.release();
-                }
-                let _ = tx.send(Event::End(end)).await;
+                conn.finish(reusable && req.keep_conn);
+                tx.send(Event::End(end)).await;
                 return;
             }
-            Outcome::Stale(err) if !retried && conn.reused() => {
+            Outcome::Stale(err) if !retried && conn.conn().reused() => {
                 tracing::debug!(request = %req.id, error = %err, "pooled fastcgi connection was stale; retrying on a new one");
                 retried = true;
-                if let Err(err) = conn.reconnect().await {
-                    let _ = tx.send(Event::Failed(Failure::Reconnect(err))).await;
+                if let Err(err) = conn.conn().reconnect().await {
+                    conn.finish(false);
+                    tx.send(Event::Failed(Failure::Reconnect(err))).await;
                     return;
                 }
             }
             Outcome::Stale(err) => {
-                let _ = tx.send(Event::Failed(Failure::Backend(err))).await;
+                conn.finish(false);
+                tx.send(Event::Failed(Failure::Backend(err))).await;
                 return;
             }
             Outcome::Failed(failure) => {
-                abort(conn).await;
-                let _ = tx.send(Event::Failed(failure)).await;
-                return;
-            }
-            Outcome::Abandoned => {
-                abort(conn).await;
+                drop(conn);
+                tx.send(Event::Failed(failure)).await;
                 return;
             }
         }
     }
-}
-
-/// Tell the backend to stop (section 5.4) and close the connection: its state
-/// is unknown, so it is never reused.
-async fn abort(mut conn: PooledConn) {
-    let mut buf = BytesMut::new();
-    record::put_record(&mut buf, kind::ABORT_REQUEST, REQUEST_ID, b"");
-    let _ = tokio::time::timeout(Duration::from_millis(100), conn.stream().write_all(&buf)).await;
 }
 
 /// How reading the backend's records ended.
@@ -222,7 +297,6 @@ enum ReadEnd {
     Eof,
     Error(io::Error),
     Timeout,
-    Abandoned,
 }
 
 /// How writing the request ended.
@@ -248,11 +322,11 @@ struct Progress {
 
 impl Progress {
     fn touch(&self) {
-        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        *lock(&self.last) = Instant::now();
     }
 
     fn last(&self) -> Instant {
-        *self.last.lock().unwrap_or_else(|p| p.into_inner())
+        *lock(&self.last)
     }
 }
 
@@ -263,7 +337,7 @@ async fn attempt(
     stream: &mut super::stream::BackendStream,
     answered: Answered<'_>,
     req: &mut Request,
-    tx: &mpsc::Sender<Event>,
+    tx: &Sender,
 ) -> Outcome {
     let (read_half, mut write_half, read_buf) = stream.split();
     let mut records = FramedRead::with_capacity(read_half, RecordCodec, 0);
@@ -284,7 +358,7 @@ async fn drive<R, W>(
     write_half: &mut W,
     answered: Answered<'_>,
     req: &mut Request,
-    tx: &mpsc::Sender<Event>,
+    tx: &Sender,
 ) -> Outcome
 where
     R: AsyncRead + Unpin,
@@ -335,7 +409,6 @@ where
         )),
         ReadEnd::Error(err) => stale(err),
         ReadEnd::Timeout => Outcome::Failed(Failure::Timeout(read_timeout)),
-        ReadEnd::Abandoned => Outcome::Abandoned,
     }
 }
 
@@ -386,7 +459,7 @@ async fn write_request<W: AsyncWrite + Unpin>(
 /// Read records until END_REQUEST: STDOUT to the handler, STDERR to the log.
 async fn read_response<R: AsyncRead + Unpin>(
     records: &mut FramedRead<R, RecordCodec>,
-    tx: &mpsc::Sender<Event>,
+    tx: &Sender,
     progress: &Progress,
     answered: &Answered<'_>,
     read_timeout: Duration,
@@ -395,9 +468,7 @@ async fn read_response<R: AsyncRead + Unpin>(
     // One timer for the whole request, moved only when it fires early:
     // progress pushes the deadline back without touching the timer wheel.
     let silence = tokio::time::sleep_until(progress.last() + read_timeout);
-    // Made once: each one registers with the channel (a lock) when polled.
-    let abandoned = tx.closed();
-    tokio::pin!(silence, abandoned);
+    tokio::pin!(silence);
     loop {
         let next = tokio::select! {
             next = records.next() => next,
@@ -409,7 +480,6 @@ async fn read_response<R: AsyncRead + Unpin>(
                 }
                 return ReadEnd::Timeout;
             }
-            () = &mut abandoned => return ReadEnd::Abandoned,
         };
         let rec = match next {
             None => return ReadEnd::Eof,
@@ -432,9 +502,7 @@ async fn read_response<R: AsyncRead + Unpin>(
         match rec.kind {
             kind::STDOUT if rec.content.is_empty() => {}
             kind::STDOUT => {
-                if tx.send(Event::Stdout(rec.content)).await.is_err() {
-                    return ReadEnd::Abandoned;
-                }
+                tx.send(Event::Stdout(rec.content)).await;
                 // Waiting for a slow client is not the backend's silence.
                 progress.touch();
             }

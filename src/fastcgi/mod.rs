@@ -47,7 +47,6 @@ use futures_util::{Stream, StreamExt, TryStreamExt};
 use http::request::Parts;
 use http::{header, Method, Response};
 use http_body_util::BodyExt;
-use tokio::sync::mpsc;
 
 use crate::body::{Body, BoxError, RequestBody};
 use crate::config::{BackendAddr, Config, FastCgiRoute, FastCgiTarget};
@@ -195,7 +194,7 @@ pub async fn handle(
         config.keepalive > 0,
     )
     .map_err(failure_error)?;
-    let events = conn::spawn(conn, req);
+    let events = conn::start(conn, req);
 
     // 6
     let (head, rest) = read_head(events).await?;
@@ -277,9 +276,7 @@ fn params<'a>(
 }
 
 /// Read FCGI_STDOUT until the response head is complete.
-async fn read_head(
-    mut events: mpsc::Receiver<Event>,
-) -> Result<(GatewayHead, Prefixed<Output>), Error> {
+async fn read_head(mut events: conn::Exchange) -> Result<(GatewayHead, Prefixed<Output>), Error> {
     let mut parser = HeadParser::new(Mode::Cgi, response::MAX_HEAD_BYTES);
     loop {
         match events.recv().await {
@@ -329,7 +326,7 @@ fn respond(method: &Method, head: GatewayHead, rest: Prefixed<Output>) -> Respon
 /// The rest of FCGI_STDOUT after the head. An exchange that fails after the
 /// head yields an error, so hyper aborts the client connection instead of
 /// ending the response as if it were complete.
-pub struct Output(Option<mpsc::Receiver<Event>>);
+pub struct Output(Option<conn::Exchange>);
 
 impl Stream for Output {
     type Item = io::Result<Bytes>;

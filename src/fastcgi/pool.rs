@@ -463,9 +463,9 @@ impl PooledConn {
         self.reused
     }
 
-    pub fn stream(&mut self) -> &mut BackendStream {
+    pub fn stream(&self) -> &BackendStream {
         self.stream
-            .as_mut()
+            .as_ref()
             .expect("a checked-out connection has a stream")
     }
 

@@ -79,6 +79,15 @@ impl BackendStream {
         }
     }
 
+    /// Write what the socket takes now, without waiting: a last word on a
+    /// connection about to close, from code that cannot wait.
+    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        match &self.socket {
+            Socket::Tcp(s) => s.try_write(buf),
+            Socket::Unix(s) => s.try_write(buf),
+        }
+    }
+
     /// True when an idle connection can no longer be used: the backend closed
     /// it, reset it, or sent something unasked (a connection at rest between
     /// requests has nothing to say). Does not block.

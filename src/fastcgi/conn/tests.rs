@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
+use tokio::io::AsyncReadExt;
 
 use super::*;
 use crate::config::BackendAddr;
@@ -54,7 +55,7 @@ fn request(params: &[(&str, &str)], body: Option<RequestBody>, timeout: Duration
 /// Run one request and gather its output: (stdout, the final event).
 async fn exchange(b: &Arc<Backend>, req: Request) -> (Vec<u8>, Event) {
     let conn = b.checkout(Duration::from_secs(2)).await.unwrap();
-    let mut rx = spawn(conn, req);
+    let mut rx = start(conn, req);
     let mut out = Vec::new();
     loop {
         match rx.recv().await.expect("an end or a failure") {
@@ -333,7 +334,7 @@ async fn dropped_receiver_aborts_and_closes() {
     .await;
     let b = backend(&fake.addr, 4);
     let conn = b.checkout(Duration::from_secs(2)).await.unwrap();
-    let mut rx = spawn(conn, request(&[], None, Duration::from_secs(30)));
+    let mut rx = start(conn, request(&[], None, Duration::from_secs(30)));
     assert!(matches!(rx.recv().await, Some(Event::Stdout(_))));
     drop(rx);
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -342,6 +343,53 @@ async fn dropped_receiver_aborts_and_closes() {
         0,
         "the connection is closed, not pooled"
     );
+}
+
+#[tokio::test]
+async fn a_dropped_exchange_tells_the_backend_to_stop() {
+    // A backend that answers in part, then reads on: what comes after the
+    // answer must be ABORT_REQUEST and then the end of the connection.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = BackendAddr::Tcp(listener.local_addr().unwrap().to_string());
+    let peer = tokio::spawn(async move {
+        let mut sock = loop {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut header = [0u8; 2];
+            sock.read_exact(&mut header).await.unwrap();
+            // The pool's FCGI_GET_VALUES goes unanswered, as flup's does.
+            if header[1] == kind::BEGIN_REQUEST {
+                break sock;
+            }
+        };
+        let (rd, mut wr) = sock.split();
+        let mut records = FramedRead::new(rd, RecordCodec);
+        // (The rest of BEGIN_REQUEST's header and its body, then PARAMS.)
+        let mut rest = [0u8; 14];
+        records.get_mut().read_exact(&mut rest).await.unwrap();
+        while let Some(Ok(rec)) = records.next().await {
+            if rec.kind == kind::STDIN && rec.content.is_empty() {
+                break;
+            }
+        }
+        wr.write_all(&stdout(b"\r\nstart")).await.unwrap();
+        let mut after = Vec::new();
+        while let Some(Ok(rec)) = records.next().await {
+            after.push((rec.kind, rec.request_id));
+        }
+        after
+    });
+    let b = backend(&addr, 4);
+    let conn = b.checkout(Duration::from_secs(2)).await.unwrap();
+    let mut rx = start(conn, request(&[], None, Duration::from_secs(30)));
+    let first = rx.recv().await;
+    assert!(matches!(first, Some(Event::Stdout(_))), "{first:?}");
+    drop(rx);
+    let after = tokio::time::timeout(Duration::from_secs(5), peer)
+        .await
+        .expect("the connection is closed")
+        .unwrap();
+    assert_eq!(after, vec![(kind::ABORT_REQUEST, REQUEST_ID)]);
+    assert_eq!(b.open_connections(), 0);
 }
 
 #[tokio::test]
@@ -419,7 +467,7 @@ async fn answers_larger_than_the_read_buffer_stay_whole_on_a_reused_connection()
     for n in 0..4u8 {
         let conn = b.checkout(Duration::from_secs(2)).await.unwrap();
         let req = request(&[("N", &n.to_string())], None, Duration::from_secs(5));
-        let mut rx = spawn(conn, req);
+        let mut rx = start(conn, req);
         let mut chunks = Vec::new();
         let last = loop {
             match rx.recv().await.expect("an end or a failure") {

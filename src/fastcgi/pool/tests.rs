@@ -179,7 +179,7 @@ async fn stale_idle_connections_are_skipped() {
     let b = Backend::new(fake.addr.clone(), settings(4, None));
     let mut c = b.checkout(Duration::from_secs(1)).await.unwrap();
     // Make the fake see a request so it closes the connection.
-    tokio::io::AsyncWriteExt::write_all(c.stream(), &{
+    tokio::io::AsyncWriteExt::write_all(c.split().0, &{
         let mut buf = bytes::BytesMut::new();
         crate::fastcgi::record::put_begin_request(&mut buf, 1, true);
         crate::fastcgi::params::params_records(&mut buf, 1, std::iter::empty());
