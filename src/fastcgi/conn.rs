@@ -26,7 +26,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{FutureExt, StreamExt};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 use tokio_util::codec::FramedRead;
 
 use super::params;
@@ -339,12 +339,17 @@ async fn attempt(
     req: &mut Request,
     tx: &Sender,
 ) -> Outcome {
-    let (read_half, mut write_half, read_buf) = stream.split();
-    let mut records = FramedRead::with_capacity(read_half, RecordCodec, 0);
+    let super::stream::Split {
+        read,
+        mut write,
+        read_buf,
+        silence,
+    } = stream.split();
+    let mut records = FramedRead::with_capacity(read, RecordCodec, 0);
     // Reclaims the allocation when the last request's chunks are gone.
     read_buf.reserve(READ_CAPACITY);
     std::mem::swap(records.read_buffer_mut(), read_buf);
-    let outcome = drive(&mut records, &mut write_half, answered, req, tx).await;
+    let outcome = drive(&mut records, &mut write, silence, answered, req, tx).await;
     std::mem::swap(records.read_buffer_mut(), read_buf);
     if read_buf.capacity() > 2 * READ_CAPACITY {
         // Grown for a large record: an idle connection keeps no more than this.
@@ -356,6 +361,7 @@ async fn attempt(
 async fn drive<R, W>(
     records: &mut FramedRead<R, RecordCodec>,
     write_half: &mut W,
+    silence: Pin<&mut Sleep>,
     answered: Answered<'_>,
     req: &mut Request,
     tx: &Sender,
@@ -371,7 +377,7 @@ where
     };
     let (read_timeout, id) = (req.read_timeout, req.id);
     let writer = write_request(write_half, req, &progress);
-    let reader = read_response(records, tx, &progress, &answered, read_timeout, id);
+    let reader = read_response(records, silence, tx, &progress, &answered, read_timeout, id);
     tokio::pin!(writer, reader);
     let mut written = None;
     let read_end = loop {
@@ -459,16 +465,16 @@ async fn write_request<W: AsyncWrite + Unpin>(
 /// Read records until END_REQUEST: STDOUT to the handler, STDERR to the log.
 async fn read_response<R: AsyncRead + Unpin>(
     records: &mut FramedRead<R, RecordCodec>,
+    mut silence: Pin<&mut Sleep>,
     tx: &Sender,
     progress: &Progress,
     answered: &Answered<'_>,
     read_timeout: Duration,
     id: RequestId,
 ) -> ReadEnd {
-    // One timer for the whole request, moved only when it fires early:
-    // progress pushes the deadline back without touching the timer wheel.
-    let silence = tokio::time::sleep_until(progress.last() + read_timeout);
-    tokio::pin!(silence);
+    // The connection's timer, moved only when it fires early: progress
+    // pushes the deadline back without touching the timer wheel.
+    silence.as_mut().reset(progress.last() + read_timeout);
     loop {
         let next = tokio::select! {
             next = records.next() => next,

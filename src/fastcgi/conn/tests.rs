@@ -286,6 +286,37 @@ async fn silent_backend_times_out() {
 }
 
 #[tokio::test]
+async fn the_silence_timer_kept_with_a_connection_counts_each_request_afresh() {
+    // One connection for all: its timer outlives requests and fires while
+    // the connection is idle, and still bounds only the request at hand.
+    let fake = testing::start(Options::default(), |seen| {
+        let pause = seen.param("PAUSE_MS").unwrap().parse().unwrap();
+        let mut steps = vec![Step::Sleep(Duration::from_millis(pause))];
+        steps.extend(answer("\r\nok"));
+        steps
+    })
+    .await;
+    let b = backend(&fake.addr, 4);
+    let timeout = Duration::from_millis(300);
+    for (i, pause) in ["0", "200", "0", "200", "900", "0"].into_iter().enumerate() {
+        let (out, last) = exchange(&b, request(&[("PAUSE_MS", pause)], None, timeout)).await;
+        if pause == "900" {
+            assert!(
+                matches!(last, Event::Failed(Failure::Timeout(_))),
+                "{last:?}"
+            );
+        } else {
+            assert_eq!(out, b"\r\nok", "request {i}: {last:?}");
+        }
+        if i == 2 {
+            tokio::time::sleep(Duration::from_millis(500)).await; // fires idle
+        }
+    }
+    // The timed-out connection was closed; the others were one connection.
+    assert_eq!(fake.accepts.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
 async fn stderr_is_not_stdout() {
     let fake = testing::start(Options::default(), |_| {
         let mut buf = BytesMut::new();
