@@ -8,6 +8,7 @@
 //! `shutdown_grace`, then remaining CGI children are killed and managed
 //! FastCGI backends stopped.
 
+mod alarm;
 mod framing;
 mod heap_trim;
 mod observed;
@@ -27,6 +28,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 
+use alarm::{Alarm, First};
 use framing::{FramingIo, FramingObserver};
 pub use tracker::ConnTracker;
 use tracker::{TrackedIo, Verdict};
@@ -368,6 +370,7 @@ impl Connection {
         tokio::pin!(conn);
         let limits = &self.app.config.limits;
         let mut closing = false;
+        let alarm = Alarm::new();
         loop {
             let wait = if closing {
                 Duration::from_secs(3600)
@@ -385,18 +388,25 @@ impl Connection {
                     }
                 }
             };
-            tokio::select! {
-                result = conn.as_mut() => {
+            let (shutdown, listening) = (&mut self.shutdown, !closing);
+            let cut_short = std::pin::pin!(async move {
+                tokio::select! {
+                    _ = shutdown.changed(), if listening => true,
+                    () = tokio::time::sleep(wait) => false,
+                }
+            });
+            match alarm.race(conn.as_mut(), cut_short).await {
+                First::Main(result) => {
                     if let Err(e) = result {
                         tracing::debug!("connection ended: {e}");
                     }
                     return;
                 }
-                _ = self.shutdown.changed(), if !closing => {
+                First::Side(true) => {
                     conn.as_mut().graceful_shutdown();
                     closing = true;
                 }
-                _ = tokio::time::sleep(wait) => {}
+                First::Side(false) => {}
             }
         }
     }
