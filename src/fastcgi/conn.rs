@@ -252,40 +252,47 @@ enum Outcome {
     Failed(Failure),
 }
 
-async fn run(conn: PooledConn, mut req: Request, tx: Sender) {
+/// A plain fn returning an `async move` block, not an `async fn`: an async
+/// fn keeps room for its arguments beside the locals it moves them into
+/// (208 bytes here), and this future must stay within the allocator's small
+/// sizes (1,024 bytes) to be allocated cheaply.
+fn run(conn: PooledConn, mut req: Request, tx: Sender) -> impl Future<Output = ()> + Send {
     let mut conn = InFlight(Some(conn));
-    let mut retried = false;
-    loop {
-        let (stream, answered) = conn.conn().split();
-        let outcome = attempt(stream, answered, &mut req, &tx).await;
-        match outcome {
-            Outcome::Done { end, reusable } => {
-                if end.app_status != 0 {
-                    tracing::debug!(request = %req.id, app_status = end.app_status, "fastcgi app status");
-                }
-                // Back to the pool first: a slow client must not hold it.
-                conn.finish(reusable && req.keep_conn);
-                tx.send(Event::End(end)).await;
-                return;
-            }
-            Outcome::Stale(err) if !retried && conn.conn().reused() => {
-                tracing::debug!(request = %req.id, error = %err, "pooled fastcgi connection was stale; retrying on a new one");
-                retried = true;
-                if let Err(err) = conn.conn().reconnect().await {
-                    conn.finish(false);
-                    tx.send(Event::Failed(Failure::Reconnect(err))).await;
+    async move {
+        let mut retried = false;
+        loop {
+            let (stream, answered) = conn.conn().split();
+            let outcome = attempt(stream, &answered, &mut req, &tx).await;
+            match outcome {
+                Outcome::Done { end, reusable } => {
+                    if end.app_status != 0 {
+                        tracing::debug!(request = %req.id, app_status = end.app_status, "fastcgi app status");
+                    }
+                    // Back to the pool first: a slow client must not hold it.
+                    conn.finish(reusable && req.keep_conn);
+                    tx.send(Event::End(end)).await;
                     return;
                 }
-            }
-            Outcome::Stale(err) => {
-                conn.finish(false);
-                tx.send(Event::Failed(Failure::Backend(err))).await;
-                return;
-            }
-            Outcome::Failed(failure) => {
-                drop(conn);
-                tx.send(Event::Failed(failure)).await;
-                return;
+                Outcome::Stale(err) if !retried && conn.conn().reused() => {
+                    tracing::debug!(request = %req.id, error = %err, "pooled fastcgi connection was stale; retrying on a new one");
+                    retried = true;
+                    // Boxed, as a rare path: connecting is a large future.
+                    if let Err(err) = Box::pin(conn.conn().reconnect()).await {
+                        conn.finish(false);
+                        tx.send(Event::Failed(Failure::Reconnect(err))).await;
+                        return;
+                    }
+                }
+                Outcome::Stale(err) => {
+                    conn.finish(false);
+                    tx.send(Event::Failed(Failure::Backend(err))).await;
+                    return;
+                }
+                Outcome::Failed(failure) => {
+                    drop(conn);
+                    tx.send(Event::Failed(failure)).await;
+                    return;
+                }
             }
         }
     }
@@ -335,7 +342,7 @@ impl Progress {
 /// that fits needs no allocation to be read.
 async fn attempt(
     stream: &mut super::stream::BackendStream,
-    answered: Answered<'_>,
+    answered: &Answered<'_>,
     req: &mut Request,
     tx: &Sender,
 ) -> Outcome {
@@ -362,7 +369,7 @@ async fn drive<R, W>(
     records: &mut FramedRead<R, RecordCodec>,
     write_half: &mut W,
     silence: Pin<&mut Sleep>,
-    answered: Answered<'_>,
+    answered: &Answered<'_>,
     req: &mut Request,
     tx: &Sender,
 ) -> Outcome
@@ -377,7 +384,7 @@ where
     };
     let (read_timeout, id) = (req.read_timeout, req.id);
     let writer = write_request(write_half, req, &progress);
-    let reader = read_response(records, silence, tx, &progress, &answered, read_timeout, id);
+    let reader = read_response(records, silence, tx, &progress, answered, read_timeout, id);
     tokio::pin!(writer, reader);
     let mut written = None;
     let read_end = loop {
@@ -429,6 +436,20 @@ async fn write_request<W: AsyncWrite + Unpin>(
         return WriteEnd::Backend(err);
     }
     progress.touch();
+    if req.body.is_none() {
+        return WriteEnd::Done;
+    }
+    // Boxed: most requests have no more body, and this loop's state inline
+    // would push the exchange's future past the allocator's small sizes.
+    Box::pin(write_body(out, req, progress)).await
+}
+
+/// The rest of the body as it arrives, then the empty STDIN record.
+async fn write_body<W: AsyncWrite + Unpin>(
+    out: &mut W,
+    req: &mut Request,
+    progress: &Progress,
+) -> WriteEnd {
     let Some(body) = req.body.as_mut() else {
         return WriteEnd::Done;
     };
