@@ -32,7 +32,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::codec::FramedRead;
 
 use super::params;
-use super::pool::{Answered, PooledConn};
+use super::pool::{lock, Answered, PooledConn};
 use super::record::{self, kind, protocol_status, EndRequest, RecordCodec, MANAGEMENT_ID};
 use crate::body::{BoxError, RequestBody};
 use crate::context::RequestId;
@@ -199,10 +199,6 @@ impl Sender {
         })
         .await;
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The connection while its request is unfinished. Dropped unfinished (the
