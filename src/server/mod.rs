@@ -238,7 +238,16 @@ impl Server {
                         builder: self.builder.clone(),
                         shutdown: self.shutdown.clone(),
                     };
-                    self.connections.spawn(conn.serve(stream, Arc::new(info)));
+                    // Two kinds of task: a TLS connection's future is about
+                    // 6 KiB, a plain one's 2 KiB, and a task is as large as
+                    // the largest future it may hold.
+                    let info = Arc::new(info);
+                    match stream {
+                        Stream::Tls(s, acceptor) => {
+                            self.connections.spawn(conn.serve_tls(s, acceptor, info))
+                        }
+                        Stream::Plain(s) => self.connections.spawn(conn.serve_plain(s, info)),
+                    };
                     self.peak.saw(self.connections.len());
                 }
                 Err(e) => {
@@ -256,11 +265,15 @@ impl Server {
 
 /// A stream from any kind of listener.
 enum Stream {
-    /// Plain TCP, with the lane its file bodies are sent through.
-    Tcp(tokio::net::TcpStream, Option<Arc<late_file::Lane>>),
-    Unix(tokio::net::UnixStream),
+    Plain(PlainStream),
     /// Accepted on a TLS listener, not yet handshaken.
     Tls(tokio::net::TcpStream, TlsAcceptor),
+}
+
+enum PlainStream {
+    /// TCP, with the lane its file bodies are sent through.
+    Tcp(tokio::net::TcpStream, Option<Arc<late_file::Lane>>),
+    Unix(tokio::net::UnixStream),
 }
 
 async fn accept(listener: &Listener) -> io::Result<(Stream, ConnInfo)> {
@@ -273,7 +286,7 @@ async fn accept(listener: &Listener) -> io::Result<(Stream, ConnInfo)> {
                 Listener::Tls(_, acceptor) => (Stream::Tls(stream, acceptor.clone()), None),
                 _ => {
                     let lane = late_file::Lane::new();
-                    (Stream::Tcp(stream, lane.clone()), lane)
+                    (Stream::Plain(PlainStream::Tcp(stream, lane.clone())), lane)
                 }
             };
             let info = ConnInfo {
@@ -287,7 +300,7 @@ async fn accept(listener: &Listener) -> io::Result<(Stream, ConnInfo)> {
         }
         Listener::Unix(l, _) => {
             let (stream, _) = l.accept().await?;
-            Ok((Stream::Unix(stream), ConnInfo::unix()))
+            Ok((Stream::Plain(PlainStream::Unix(stream)), ConnInfo::unix()))
         }
     }
 }
@@ -299,27 +312,35 @@ struct Connection {
 }
 
 impl Connection {
-    async fn serve(mut self, stream: Stream, info: Arc<ConnInfo>) {
+    /// A plain TCP or Unix connection.
+    async fn serve_plain(self, stream: PlainStream, info: Arc<ConnInfo>) {
         let tracker = ConnTracker::new();
         match stream {
-            Stream::Tcp(s, Some(lane)) => {
+            PlainStream::Tcp(s, Some(lane)) => {
                 let io = TrackedIo::new(LateFileIo::new(s, lane), tracker.clone());
                 self.serve_io(io, info, tracker).await;
             }
-            Stream::Tcp(s, None) => {
+            PlainStream::Tcp(s, None) => {
                 let io = TrackedIo::new(s, tracker.clone());
                 self.serve_io(io, info, tracker).await;
             }
-            Stream::Unix(s) => {
+            PlainStream::Unix(s) => {
                 let io = TrackedIo::new(s, tracker.clone());
                 self.serve_io(io, info, tracker).await;
             }
-            Stream::Tls(s, acceptor) => {
-                let io = TrackedIo::new(s, tracker.clone());
-                if let Some(tls) = self.handshake(io, &acceptor).await {
-                    self.serve_io(tls, info, tracker).await;
-                }
-            }
+        }
+    }
+
+    async fn serve_tls(
+        mut self,
+        stream: tokio::net::TcpStream,
+        acceptor: TlsAcceptor,
+        info: Arc<ConnInfo>,
+    ) {
+        let tracker = ConnTracker::new();
+        let io = TrackedIo::new(stream, tracker.clone());
+        if let Some(tls) = self.handshake(io, &acceptor).await {
+            self.serve_io(tls, info, tracker).await;
         }
     }
 
