@@ -622,3 +622,35 @@ fn memory_a_burst_of_connections_took_goes_back_once_they_close() {
     );
     ask(&mut warm);
 }
+
+#[test]
+fn a_unix_socket_listener_serves_files_and_keeps_the_connection_alive() {
+    let dir = site();
+    let sock = dir.path().join("gatehouse.sock");
+    let srv = TestServer::start_in(
+        dir,
+        &format!(
+            "document_root: htdocs\ncgi: []\nlisten: [\"127.0.0.1:0\", \"unix:{}\"]\n",
+            sock.display()
+        ),
+    );
+    srv.wait_for_stderr(&format!("gatehouse listening on unix:{}", sock.display()));
+    let mut conn = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // Two requests on one connection: the second proves keep-alive works.
+    conn.write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\nGET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).unwrap();
+    assert_eq!(reply.matches("HTTP/1.1 200 OK\r\n").count(), 2, "{reply}");
+    assert_eq!(reply.matches("\r\n\r\nhello\n").count(), 2, "{reply}");
+    // The TCP listener next to it still answers.
+    assert_eq!(
+        status_of(&raw(
+            srv.addr(),
+            b"GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )),
+        200
+    );
+}
