@@ -245,6 +245,22 @@ pub fn file_chunks(
     })
 }
 
+/// A placeholder for `len` bytes of `file` from `offset` (at most
+/// [`MAX_PLACEHOLDER`]) if their first and last pages are in the page
+/// cache; `None` if not, for callers that hold the bytes in memory too and
+/// cannot wait for a disk.
+pub fn resident_placeholder(
+    lane: &Arc<Lane>,
+    file: &Arc<File>,
+    offset: u64,
+    len: u64,
+) -> Option<Bytes> {
+    let len = usize::try_from(len)
+        .ok()
+        .filter(|&n| n > 0 && n as u64 <= MAX_PLACEHOLDER)?;
+    is_cached(file, offset, len).then(|| lane.placeholder(file.clone(), offset, len))
+}
+
 /// Whether the first and last page of the range are in the page cache
 /// (a probe, not a promise: the send-time read copes either way).
 fn is_cached(file: &File, offset: u64, len: usize) -> bool {
@@ -336,6 +352,37 @@ impl LateFileIo {
                 Ok(n) => return Poll::Ready(Ok(n)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl LateFileIo {
+    /// Send what comes ahead of a file range (a response head, mostly) with
+    /// `MSG_MORE`, so that it leaves in one segment with the range's first
+    /// bytes instead of alone: the connection has `TCP_NODELAY`, and a small
+    /// response's head sent by itself costs the receiver a wake-up and both
+    /// sides a packet. sendfile(2) pushes what is held when it returns.
+    fn poll_send_ahead(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        use rustix::net::{SendAncillaryBuffer, SendFlags};
+        loop {
+            ready!(self.inner.poll_write_ready(cx))?;
+            match self.inner.try_io(Interest::WRITABLE, || {
+                let flags = SendFlags::MORE | SendFlags::DONTWAIT | SendFlags::NOSIGNAL;
+                rustix::net::sendmsg(
+                    &self.inner,
+                    bufs,
+                    &mut SendAncillaryBuffer::default(),
+                    flags,
+                )
+                .map_err(io::Error::from)
+            }) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                result => return Poll::Ready(result),
             }
         }
     }
@@ -454,7 +501,7 @@ impl AsyncWrite for LateFileIo {
                 let at = region.offset_of(bufs[0].as_ptr()).expect("checked");
                 this.poll_send_placeholder(cx, at, bufs[0].len())
             }
-            Some(k) => Pin::new(&mut this.inner).poll_write_vectored(cx, &bufs[..k]),
+            Some(k) => this.poll_send_ahead(cx, &bufs[..k]),
         }
     }
 

@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         eprintln!("gatehouse: cannot open the error log: {e}");
         return ExitCode::from(1);
     }
+    gatehouse::server::raise_open_file_limit();
     let runtime = match gatehouse::server::runtime() {
         Ok(runtime) => runtime,
         Err(e) => {

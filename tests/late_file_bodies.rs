@@ -1,5 +1,6 @@
 //! Files too large for the cache are sent on plain HTTP/1 connections by
-//! reading each range only when the socket takes it (src/late_file.rs). The
+//! reading each range only when the socket takes it (src/late_file.rs), and
+//! cached files of 32 KiB or more from the page cache the same way. The
 //! bytes must be exact in every form of response, other protocols must not
 //! be affected, a file that shrinks mid-send must show as a truncated body,
 //! and many stalled downloads must not hold memory.
@@ -239,5 +240,96 @@ fn stalled_downloads_hold_no_file_data_in_memory() {
     assert!(
         grown < 12 * 1024,
         "300 stalled downloads grew RSS by {grown} KiB"
+    );
+}
+
+/// A cached file of 32 KiB or more goes out with sendfile(2) too (its copy in
+/// memory serves the forms that copy): whole, ranged, pipelined, compressed,
+/// over TLS, and after the file was replaced.
+#[test]
+fn cached_files_sent_from_the_page_cache_are_exact_in_every_form() {
+    use std::io::Read as _;
+    let pki = tls::make_pki(&["localhost", "127.0.0.1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let htdocs = dir.path().join("htdocs");
+    std::fs::create_dir(&htdocs).unwrap();
+    let data = pattern(100 * 1024 + 7);
+    std::fs::write(htdocs.join("mid.bin"), &data).unwrap();
+    let text = b"a line of text that compresses well\n".repeat(2000);
+    std::fs::write(htdocs.join("mid.txt"), &text).unwrap();
+    pki.write(dir.path());
+    let srv = TestServer::start_in(
+        dir,
+        "document_root: htdocs\naccess_log: \"off\"\ntls:\n  listen: [\"127.0.0.1:0\"]\n  cert: cert.pem\n  key: key.pem\n",
+    );
+    // The first request fills the cache; the pipelined ones are hits that
+    // queue behind each other on one connection.
+    let first = client().get(srv.url("/mid.bin")).send().unwrap();
+    assert!(first.bytes().unwrap() == data[..], "first body differs");
+    let mut stream = TcpStream::connect(srv.addr()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream
+        .write_all(
+            b"GET /mid.bin HTTP/1.1\r\nHost: t\r\n\r\n\
+              GET /mid.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=40000-\r\n\r\n\
+              GET /mid.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=5-9\r\n\r\n\
+              GET /mid.txt HTTP/1.1\r\nHost: t\r\n\r\n\
+              GET /mid.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+    let mut all = Vec::new();
+    stream.read_to_end(&mut all).unwrap();
+    let (whole, rest) = split_response(&all);
+    assert!(whole == &data[..], "cached body differs");
+    let (tail, rest) = split_response(rest);
+    assert!(tail == &data[40000..], "cached range differs");
+    let (small, rest) = split_response(rest);
+    assert_eq!(small, &data[5..10]);
+    let (plain_text, rest) = split_response(rest);
+    assert!(plain_text == &text[..], "cached text differs");
+    let (again, rest) = split_response(rest);
+    assert!(again == &data[..], "second cached body differs");
+    assert!(rest.is_empty());
+
+    // Compressed on the fly from the copy in memory.
+    let mut stream = TcpStream::connect(srv.addr()).unwrap();
+    stream
+        .write_all(b"GET /mid.txt HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut all = Vec::new();
+    stream.read_to_end(&mut all).unwrap();
+    let head = String::from_utf8_lossy(&all[..200]).to_ascii_lowercase();
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    let (packed, _) = split_response(&all);
+    let mut unpacked = Vec::new();
+    flate2::read::GzDecoder::new(packed)
+        .read_to_end(&mut unpacked)
+        .unwrap();
+    assert!(unpacked == text, "gzip body differs");
+
+    let resp = client().head(srv.url("/mid.bin")).send().unwrap();
+    assert_eq!(
+        resp.headers()["content-length"],
+        data.len().to_string().as_str()
+    );
+    assert!(resp.bytes().unwrap().is_empty());
+
+    let https = tls::https_client(tls::trusting(&pki.ca_pem, &[b"http/1.1".as_slice()]));
+    let resp = https.get(srv.https_url("/mid.bin")).send().unwrap();
+    assert!(resp.bytes().unwrap() == data[..], "TLS body differs");
+
+    // Replaced (renamed over): the new file, never the old descriptor's.
+    let newer = pattern(70 * 1024 + 3)
+        .iter()
+        .map(|b| b ^ 0x5a)
+        .collect::<Vec<u8>>();
+    std::fs::write(htdocs.join("mid.new"), &newer).unwrap();
+    std::fs::rename(htdocs.join("mid.new"), htdocs.join("mid.bin")).unwrap();
+    let resp = client().get(srv.url("/mid.bin")).send().unwrap();
+    assert!(
+        resp.bytes().unwrap() == newer[..],
+        "replaced file not served fresh"
     );
 }

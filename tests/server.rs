@@ -654,3 +654,32 @@ fn a_unix_socket_listener_serves_files_and_keeps_the_connection_alive() {
         200
     );
 }
+
+#[test]
+fn the_soft_open_file_limit_is_raised_to_the_hard_one() {
+    // Debian's default soft limit (1,024) would refuse the thousandth client.
+    let srv = TestServer::start_wrapped(
+        site(),
+        "document_root: htdocs\ncgi: []\n",
+        &["prlimit", "--nofile=256:4096"],
+    );
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", srv.pid())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let numbers: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(numbers, ["4096", "4096"], "{line}");
+    // And it serves more clients at once than the old soft limit allowed.
+    let conns: Vec<TcpStream> = (0..400)
+        .map(|_| TcpStream::connect(srv.addr()).unwrap())
+        .collect();
+    for mut c in conns.into_iter().rev().take(3) {
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        c.write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut reply = String::new();
+        c.read_to_string(&mut reply).unwrap();
+        assert_eq!(status_of(&reply), 200, "{reply}");
+    }
+}

@@ -74,6 +74,9 @@ struct Entry {
     validators: Validators,
     modified: Option<SystemTime>,
     content: Bytes,
+    /// The open file, for contents sent from the page cache
+    /// ([`super::source::SENDFILE_FROM`]).
+    file: Option<Arc<std::fs::File>>,
     /// When the path -> file mapping stops being trusted ([`TTL`]).
     expires: Instant,
     /// Set when the kernel reports changes to the file; without one, every
@@ -196,7 +199,7 @@ impl FileCache {
     /// Remember a small file just read whole, when nothing about it depended
     /// on the request beyond its path.
     pub fn store(&self, root: &Path, path: &str, file: &OpenFile) {
-        let (Some(Source::Memory(content)), Some((canonical, stamp)), None) =
+        let (Some(Source::Memory(content, open)), Some((canonical, stamp)), None) =
             (&file.source, &file.found, &file.sidecar)
         else {
             return;
@@ -224,6 +227,7 @@ impl FileCache {
             validators: file.validators.clone(),
             modified: file.modified,
             content: content.clone(),
+            file: open.clone(),
             expires: Instant::now() + TTL,
             notice,
             head: Arc::new(super::full_head(file)),
@@ -240,7 +244,8 @@ impl Entry {
             media: self.media.clone(),
             len: self.content.len() as u64,
             validators: self.validators.clone(),
-            source: (wants == Wants::Content).then(|| Source::Memory(self.content.clone())),
+            source: (wants == Wants::Content)
+                .then(|| Source::Memory(self.content.clone(), self.file.clone())),
             modified: self.modified,
             sidecar: None,
             // A hit is not stored again.
@@ -362,7 +367,7 @@ mod tests {
         let hit = cache
             .lookup(&root, "/a.txt", Wants::Content)
             .expect("a hit");
-        assert!(matches!(hit.source, Some(Source::Memory(ref b)) if b == "one"));
+        assert!(matches!(hit.source, Some(Source::Memory(ref b, _)) if b == "one"));
         assert!(cache
             .lookup(&root, "/a.txt", Wants::Headers)
             .unwrap()
@@ -440,6 +445,6 @@ mod tests {
         let hit = cache
             .lookup(&root, "/a.txt", Wants::Content)
             .expect("a hit");
-        assert!(matches!(hit.source, Some(Source::Memory(ref b)) if b == "two"));
+        assert!(matches!(hit.source, Some(Source::Memory(ref b, _)) if b == "two"));
     }
 }

@@ -169,7 +169,7 @@ impl Encoded {
             // Sidecars are copied: they are small, and this keeps zero-copy
             // bodies to one path.
             (None, Some(source)) => (Some(len), source.whole(len, None)),
-            (Some(level), Some(Source::Memory(bytes))) => {
+            (Some(level), Some(Source::Memory(bytes, _))) => {
                 let packed = compress::compress_all(self.encoding, level, &bytes)
                     .map_err(Error::internal)?;
                 (Some(packed.len() as u64), Body::full(packed))

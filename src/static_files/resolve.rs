@@ -15,7 +15,7 @@ use nix::fcntl::OFlag;
 use super::compress::{self, Sidecar};
 use super::listing;
 use super::mime::{self, MediaType};
-use super::source::{Source, READ_WHOLE};
+use super::source::{Source, READ_WHOLE, SENDFILE_FROM};
 use super::validators::Validators;
 use crate::compress::Encoding;
 use crate::error::{Error, ErrorKind};
@@ -175,7 +175,8 @@ pub(super) fn open(path: &Path, url_path: &str, wants: Wants) -> Result<OpenFile
                 .map_err(|e| paths::fs_error(e, path))?;
             // Shrunk since fstat: describe what we read.
             len = content.len() as u64;
-            Some(Source::Memory(content.into()))
+            let keep = (len >= SENDFILE_FROM).then(|| Arc::new(file));
+            Some(Source::Memory(content.into(), keep))
         }
         Wants::Content => Some(Source::File(file)),
         Wants::Headers | Wants::Existence => None,

@@ -47,18 +47,23 @@ impl TestServer {
     /// [`TestServer::start_in`], the server allowed only CPU 0 (`taskset`),
     /// as on a one-CPU machine or container.
     pub fn start_on_one_cpu(dir: tempfile::TempDir, yaml: &str) -> TestServer {
+        Self::start_wrapped(dir, yaml, &["taskset", "-c", "0"])
+    }
+
+    /// [`TestServer::start_in`] through `wrapper` (a program that runs its
+    /// last arguments as a command, such as `prlimit` or `taskset`).
+    pub fn start_wrapped(dir: tempfile::TempDir, yaml: &str, wrapper: &[&str]) -> TestServer {
         let config = dir.path().join("gatehouse.yaml");
         std::fs::write(&config, yaml).expect("write config");
-        let args = [
-            "-c".to_string(),
-            "0".to_string(),
+        let mut args: Vec<String> = wrapper[1..].iter().map(|s| s.to_string()).collect();
+        args.extend([
             BIN.to_string(),
             "--config".to_string(),
             config.display().to_string(),
             "--listen".to_string(),
             "127.0.0.1:0".to_string(),
-        ];
-        Self::spawn_program("taskset", dir, &args, None).unwrap_or_else(|e| panic!("{e}"))
+        ]);
+        Self::spawn_program(wrapper[0], dir, &args, None).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Run the binary with these arguments in `cwd` (default: the temp dir).
