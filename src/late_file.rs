@@ -355,9 +355,7 @@ impl LateFileIo {
             }
         }
     }
-}
 
-impl LateFileIo {
     /// Send what comes ahead of a file range (a response head, mostly) with
     /// `MSG_MORE`, so that it leaves in one segment with the range's first
     /// bytes instead of alone: the connection has `TCP_NODELAY`, and a small

@@ -105,9 +105,9 @@ pub fn stream_len(data_len: usize) -> usize {
 fn header(kind: u8, request_id: u16, content_len: usize) -> [u8; HEADER_LEN] {
     let [id_hi, id_lo] = request_id.to_be_bytes();
     let [len_hi, len_lo] = (content_len as u16).to_be_bytes();
+    let (padding, reserved) = (0, 0);
     [
-        VERSION_1, kind, id_hi, id_lo, len_hi, len_lo, 0, // padding
-        0,
+        VERSION_1, kind, id_hi, id_lo, len_hi, len_lo, padding, reserved,
     ]
 }
 

@@ -433,17 +433,6 @@ impl Connection {
     }
 }
 
-/// The tokio runtime, sized from the CPUs this process may use (also the
-/// runtime of `bench/tools/hyper_floor.rs`, so that its floor is ours).
-///
-/// On one CPU (a container's share, or pinned with taskset) it is the
-/// current-thread runtime: its one FIFO queue serves woken connections in
-/// the order they woke. The multi-thread runtime with one worker keeps 256
-/// of them in the worker's queue and the rest in the shared one, and at
-/// 1,000 connections the two groups were served at different rates (p50
-/// 5 ms, p90 15 ms). Measured with the current-thread runtime: a 1 KB file at
-/// 1,000 connections p99 16 -> 10 ms (+3 % req/s), 100 KB p99 48 -> 26 ms
-/// (+12 %), php-fpm at 10 connections +8 %, at 100 -2.5 %.
 /// Raise the soft limit on open descriptors to the hard one, as nginx's
 /// `worker_rlimit_nofile` and Go's runtime do: each client connection,
 /// backend connection, CGI pipe and cached file of 32 KiB or more holds a
@@ -463,6 +452,17 @@ pub fn raise_open_file_limit() {
     }
 }
 
+/// The tokio runtime, sized from the CPUs this process may use (also the
+/// runtime of `bench/tools/hyper_floor.rs`, so that its floor is ours).
+///
+/// On one CPU (a container's share, or pinned with taskset) it is the
+/// current-thread runtime: its one FIFO queue serves woken connections in
+/// the order they woke. The multi-thread runtime with one worker keeps 256
+/// of them in the worker's queue and the rest in the shared one, and at
+/// 1,000 connections the two groups were served at different rates (p50
+/// 5 ms, p90 15 ms). Measured with the current-thread runtime: a 1 KB file at
+/// 1,000 connections p99 16 -> 10 ms (+3 % req/s), 100 KB p99 48 -> 26 ms
+/// (+12 %), php-fpm at 10 connections +8 %, at 100 -2.5 %.
 pub fn runtime() -> io::Result<tokio::runtime::Runtime> {
     let one_cpu = std::thread::available_parallelism().map_or(true, |n| n.get() == 1);
     let mut builder = if one_cpu {
