@@ -95,32 +95,34 @@ fn multipart_ranges_carry_the_right_bytes_in_order() {
 #[test]
 fn pipelined_and_http10_requests_get_exact_bodies() {
     let (srv, data) = site("");
-    let mut stream = TcpStream::connect(srv.addr()).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
     // Both requests at once: the second response's chunks queue right behind
     // the first's.
-    stream
-        .write_all(
-            b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n\
-              GET /big.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=100-\r\nConnection: close\r\n\r\n",
-        )
-        .unwrap();
-    let mut all = Vec::new();
-    stream.read_to_end(&mut all).unwrap();
+    let all = exchange(
+        srv.addr(),
+        b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n\
+          GET /big.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=100-\r\nConnection: close\r\n\r\n",
+    );
     let (first, rest) = split_response(&all);
     assert!(first == &data[..], "first pipelined body differs");
     let (second, tail) = split_response(rest);
     assert!(second == &data[100..], "second pipelined body differs");
     assert!(tail.is_empty());
 
-    let mut stream = TcpStream::connect(srv.addr()).unwrap();
-    stream.write_all(b"GET /big.bin HTTP/1.0\r\n\r\n").unwrap();
-    let mut all = Vec::new();
-    stream.read_to_end(&mut all).unwrap();
+    let all = exchange(srv.addr(), b"GET /big.bin HTTP/1.0\r\n\r\n");
     let (body, _) = split_response(&all);
     assert!(body == &data[..], "HTTP/1.0 body differs");
+}
+
+/// Send `request` on a new connection and read until the server closes it.
+fn exchange(addr: std::net::SocketAddr, request: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(request).unwrap();
+    let mut all = Vec::new();
+    stream.read_to_end(&mut all).unwrap();
+    all
 }
 
 /// One response with a Content-Length from the front of `bytes`: its body
@@ -266,21 +268,14 @@ fn cached_files_sent_from_the_page_cache_are_exact_in_every_form() {
     // queue behind each other on one connection.
     let first = client().get(srv.url("/mid.bin")).send().unwrap();
     assert!(first.bytes().unwrap() == data[..], "first body differs");
-    let mut stream = TcpStream::connect(srv.addr()).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    stream
-        .write_all(
-            b"GET /mid.bin HTTP/1.1\r\nHost: t\r\n\r\n\
-              GET /mid.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=40000-\r\n\r\n\
-              GET /mid.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=5-9\r\n\r\n\
-              GET /mid.txt HTTP/1.1\r\nHost: t\r\n\r\n\
-              GET /mid.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-        )
-        .unwrap();
-    let mut all = Vec::new();
-    stream.read_to_end(&mut all).unwrap();
+    let all = exchange(
+        srv.addr(),
+        b"GET /mid.bin HTTP/1.1\r\nHost: t\r\n\r\n\
+          GET /mid.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=40000-\r\n\r\n\
+          GET /mid.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=5-9\r\n\r\n\
+          GET /mid.txt HTTP/1.1\r\nHost: t\r\n\r\n\
+          GET /mid.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
     let (whole, rest) = split_response(&all);
     assert!(whole == &data[..], "cached body differs");
     let (tail, rest) = split_response(rest);
@@ -294,12 +289,10 @@ fn cached_files_sent_from_the_page_cache_are_exact_in_every_form() {
     assert!(rest.is_empty());
 
     // Compressed on the fly from the copy in memory.
-    let mut stream = TcpStream::connect(srv.addr()).unwrap();
-    stream
-        .write_all(b"GET /mid.txt HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut all = Vec::new();
-    stream.read_to_end(&mut all).unwrap();
+    let all = exchange(
+        srv.addr(),
+        b"GET /mid.txt HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n",
+    );
     let head = String::from_utf8_lossy(&all[..200]).to_ascii_lowercase();
     assert!(head.contains("content-encoding: gzip"), "{head}");
     let (packed, _) = split_response(&all);
