@@ -656,7 +656,7 @@ fn a_unix_socket_listener_serves_files_and_keeps_the_connection_alive() {
 }
 
 #[test]
-fn the_soft_open_file_limit_is_raised_to_the_hard_one() {
+fn the_soft_open_file_limit_is_raised_towards_the_hard_one() {
     // Debian's default soft limit (1,024) would refuse the thousandth client.
     let srv = TestServer::start_wrapped(
         site(),

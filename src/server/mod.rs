@@ -433,24 +433,36 @@ impl Connection {
     }
 }
 
-/// Raise the soft limit on open descriptors to the hard one, as nginx's
-/// `worker_rlimit_nofile` and Go's runtime do: each client connection,
-/// backend connection, CGI pipe and cached file of 32 KiB or more holds a
-/// descriptor, and with Debian's default soft limit of 1,024 the thousandth
-/// client would be refused (`EMFILE`) while the hard limit allows far more.
-/// CGI programs inherit the raised limit.
+/// Raise the soft limit on open descriptors towards the hard one, as
+/// nginx's `worker_rlimit_nofile` and Go's runtime do: each client
+/// connection, backend connection, CGI pipe and cached file of 32 KiB or
+/// more holds a descriptor, and with Debian's default soft limit of 1,024
+/// the thousandth client would be refused (`EMFILE`) while the hard limit
+/// allows far more. At most to [`OPEN_FILES_WANTED`]: CGI programs inherit
+/// the limit (a spawn cannot lower it without giving up posix_spawn), and
+/// old ones close every descriptor up to it before they exec.
 pub fn raise_open_file_limit() {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     match getrlimit(Resource::RLIMIT_NOFILE) {
-        Ok((soft, hard)) if soft < hard => {
-            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-                tracing::warn!("open file limit stays at {soft}: {e}");
+        Ok((soft, hard)) => {
+            if let Some(wanted) = raised_soft_limit(soft, hard) {
+                if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, wanted, hard) {
+                    tracing::warn!("open file limit stays at {soft}: {e}");
+                }
             }
         }
-        Ok(_) => {}
         Err(e) => tracing::warn!("cannot read the open file limit: {e}"),
     }
 }
+
+/// The soft limit to set, if higher than `soft`.
+fn raised_soft_limit(soft: u64, hard: u64) -> Option<u64> {
+    Some(hard.min(OPEN_FILES_WANTED)).filter(|&wanted| wanted > soft)
+}
+
+/// The soft limit on open descriptors gatehouse asks for (nginx users'
+/// usual `worker_rlimit_nofile`).
+const OPEN_FILES_WANTED: u64 = 65_536;
 
 /// The tokio runtime, sized from the CPUs this process may use (also the
 /// runtime of `bench/tools/hyper_floor.rs`, so that its floor is ours).
@@ -481,4 +493,20 @@ pub fn runtime() -> io::Result<tokio::runtime::Runtime> {
         .max_blocking_threads(64)
         .global_queue_interval(2)
         .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_open_file_limit_is_raised_to_the_hard_one_up_to_65536() {
+        // Debian's defaults: soft 1,024, hard 524,288.
+        assert_eq!(raised_soft_limit(1024, 524_288), Some(65_536));
+        assert_eq!(raised_soft_limit(256, 4096), Some(4096));
+        // Never lowered, never above the hard limit.
+        assert_eq!(raised_soft_limit(100_000, 524_288), None);
+        assert_eq!(raised_soft_limit(65_536, 65_536), None);
+        assert_eq!(raised_soft_limit(4096, 4096), None);
+    }
 }
