@@ -338,20 +338,27 @@ impl LateFileIo {
             self.low_mark_set = true;
             set_not_sent_low_mark(&self.inner);
         }
+        match ready!(self.poll_send_with(cx, |socket| send_range(socket, &file, offset, len))) {
+            Ok(0) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shrank while serving",
+            ))),
+            result => Poll::Ready(result),
+        }
+    }
+
+    /// Run the non-blocking `send` once the socket is writable, again
+    /// whenever it finds the socket full.
+    fn poll_send_with(
+        &self,
+        cx: &mut Context<'_>,
+        mut send: impl FnMut(&TcpStream) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
         loop {
             ready!(self.inner.poll_write_ready(cx))?;
-            match self.inner.try_io(Interest::WRITABLE, || {
-                send_range(&self.inner, &file, offset, len)
-            }) {
-                Ok(0) => {
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "file shrank while serving",
-                    )))
-                }
-                Ok(n) => return Poll::Ready(Ok(n)),
+            match self.inner.try_io(Interest::WRITABLE, || send(&self.inner)) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(e)),
+                result => return Poll::Ready(result),
             }
         }
     }
@@ -367,22 +374,11 @@ impl LateFileIo {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         use rustix::net::{SendAncillaryBuffer, SendFlags};
-        loop {
-            ready!(self.inner.poll_write_ready(cx))?;
-            match self.inner.try_io(Interest::WRITABLE, || {
-                let flags = SendFlags::MORE | SendFlags::DONTWAIT | SendFlags::NOSIGNAL;
-                rustix::net::sendmsg(
-                    &self.inner,
-                    bufs,
-                    &mut SendAncillaryBuffer::default(),
-                    flags,
-                )
+        let flags = SendFlags::MORE | SendFlags::DONTWAIT | SendFlags::NOSIGNAL;
+        self.poll_send_with(cx, |socket| {
+            rustix::net::sendmsg(socket, bufs, &mut SendAncillaryBuffer::default(), flags)
                 .map_err(io::Error::from)
-            }) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                result => return Poll::Ready(result),
-            }
-        }
+        })
     }
 }
 
