@@ -605,3 +605,125 @@ fn stdin_is_dev_null_without_a_body_and_a_pipe_with_one() {
         .unwrap();
     assert_eq!(post.text().unwrap(), "fifo 5");
 }
+
+/// One response read off a kept-alive connection: its head (lower-cased)
+/// and exactly the body its Content-Length announces.
+fn read_sized_response(stream: &mut std::net::TcpStream) -> (String, Vec<u8>) {
+    use std::io::Read;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            stream.read(&mut byte).unwrap(),
+            1,
+            "closed in a head: {head:?}"
+        );
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .unwrap_or_else(|| panic!("no content-length in {head}"))
+        .trim()
+        .parse()
+        .unwrap();
+    let mut body = vec![0; len];
+    stream.read_exact(&mut body).unwrap();
+    (head, body)
+}
+
+#[test]
+fn a_declared_content_length_frames_the_response_and_binds_the_program() {
+    use std::io::{Read, Write};
+    let site = Site::new(&[]);
+    let say = |name: &str, length: usize, body: &str| {
+        let text = format!(
+            "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\nContent-Length: {length}\\r\\n\\r\\n{body}'\n"
+        );
+        site.add(name, &text, 0o755);
+    };
+    say("exact.sh", 5, "hello");
+    say("over.sh", 3, "hello");
+    say("short.sh", 10, "hello");
+
+    // Sent with its length, not chunked; HEAD states it too.
+    let (status, headers, body) = raw_exchange(
+        site.addr(),
+        b"GET /cgi-bin/exact.sh HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!((status, body.as_slice()), (200, &b"hello"[..]));
+    assert!(
+        headers.contains(&("content-length".into(), "5".into())),
+        "{headers:?}"
+    );
+    assert!(
+        !headers.iter().any(|(k, _)| k == "transfer-encoding"),
+        "{headers:?}"
+    );
+    let (status, headers, body) = raw_exchange(
+        site.addr(),
+        b"HEAD /cgi-bin/exact.sh HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 200);
+    assert!(
+        headers.contains(&("content-length".into(), "5".into())),
+        "{headers:?}"
+    );
+    assert!(body.is_empty());
+
+    // Bytes past the length are dropped: the next response on the same
+    // connection is intact. HTTP/1.0 keep-alive works, having a length.
+    let mut stream = std::net::TcpStream::connect(site.addr()).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    stream
+        .write_all(
+            b"GET /cgi-bin/over.sh HTTP/1.0\r\nConnection: keep-alive\r\n\r\n\
+              GET /cgi-bin/exact.sh HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        )
+        .unwrap();
+    let (head, body) = read_sized_response(&mut stream);
+    assert!(head.starts_with("http/1.0 200"), "{head}");
+    assert_eq!(body, b"hel");
+    let (head, body) = read_sized_response(&mut stream);
+    assert!(head.starts_with("http/1.0 200"), "{head}");
+    assert_eq!(body, b"hello");
+
+    // Output short of its length: the connection is closed after what came,
+    // so the client knows the response is incomplete.
+    let mut stream = std::net::TcpStream::connect(site.addr()).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    stream
+        .write_all(b"GET /cgi-bin/short.sh HTTP/1.1\r\nHost: h\r\n\r\n")
+        .unwrap();
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply).unwrap();
+    let reply = String::from_utf8_lossy(&reply);
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.to_ascii_lowercase().contains("content-length: 10"),
+        "{head}"
+    );
+    assert_eq!(body, "hello");
+}
+
+#[test]
+fn a_program_that_goes_on_after_its_declared_length_is_not_killed() {
+    let site = Site::new(&[]);
+    site.add(
+        "after.sh",
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\nContent-Length: 2\\r\\n\\r\\nok'\n\
+         sleep 0.3\necho done > \"$CGI_SCRATCH_DIR/after\"\n",
+        0o755,
+    );
+    let response = client().get(site.url("/cgi-bin/after.sh")).send().unwrap();
+    assert_eq!(response.text().unwrap(), "ok");
+    // The response was complete at its length, before the program ended;
+    // the rest of its life was not cut short.
+    let marker = site.scratch().join("after");
+    assert_eq!(support::wait_for_file(&marker, "done"), "done\n");
+}

@@ -428,10 +428,18 @@ fn fastcgi_output_is_compressed_only_on_routes_that_opt_in() {
     let resp = get("/plain/hello");
     assert_eq!(header(&resp, "content-encoding"), None);
     assert_eq!(resp.text().unwrap(), "hello");
+    // "hello" came whole with its head: its length is known, and under
+    // min_size, as a static file of that size would be.
     let resp = get("/packed/hello");
+    assert_eq!(header(&resp, "content-encoding"), None);
+    assert_eq!(resp.text().unwrap(), "hello");
+    let resp = get("/packed/hello?repeat=20");
     assert_eq!(header(&resp, "content-encoding").as_deref(), Some("br"));
     assert_eq!(header(&resp, "vary").as_deref(), Some("Accept-Encoding"));
-    assert_eq!(decode("br", &resp.bytes().unwrap()), b"hello");
+    assert_eq!(
+        decode("br", &resp.bytes().unwrap()),
+        "hello".repeat(20).as_bytes()
+    );
 }
 
 /// curl decodes what it asked for with --compressed, over HTTP/2 and TLS.

@@ -166,6 +166,70 @@ fn a_close_mid_response_aborts_the_client_connection() {
     );
 }
 
+/// Status, lower-cased head and body of each response in a raw reply whose
+/// responses all have a Content-Length.
+fn sized_responses(mut reply: &str) -> Vec<(u16, String, String)> {
+    let mut out = Vec::new();
+    while let Some((head, rest)) = reply.split_once("\r\n\r\n") {
+        let head = head.to_ascii_lowercase();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .unwrap_or_else(|| panic!("no content-length in {head}"))
+            .parse()
+            .unwrap();
+        let body = rest.get(..len).unwrap_or(rest);
+        out.push((status_of(&head), head.clone(), body.to_owned()));
+        reply = &rest[body.len()..];
+    }
+    out
+}
+
+#[test]
+fn responses_carry_the_declared_or_whole_length() {
+    let backend = FcgiBackend::start(8);
+    let srv = server(&backend, "");
+    // A whole answer read with its head is sent with its length; a declared
+    // one frames the body, excess dropped; HEAD states it.
+    let reply = raw(
+        srv.addr(),
+        b"GET /t/ HTTP/1.1\r\nHost: x\r\n\r\n\
+          GET /t/declared?5 HTTP/1.1\r\nHost: x\r\n\r\n\
+          GET /t/declared?3 HTTP/1.1\r\nHost: x\r\n\r\n\
+          GET /t/declared-slow HTTP/1.0\r\n\r\n",
+    );
+    let responses = sized_responses(&reply);
+    std::thread::sleep(Duration::from_millis(300));
+    let bodies: Vec<&str> = responses.iter().map(|(_, _, b)| b.as_str()).collect();
+    assert_eq!(bodies, ["hello", "hello", "hel", "helloworld"], "{reply}");
+    for (status, head, _) in &responses {
+        assert_eq!(*status, 200, "{head}");
+        assert!(!head.contains("transfer-encoding"), "{head}");
+    }
+    let reply = raw(
+        srv.addr(),
+        b"HEAD /t/declared?5 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status_of(&reply), 200);
+    assert!(
+        reply.to_ascii_lowercase().contains("content-length: 5\r\n"),
+        "{reply}"
+    );
+    assert!(reply.ends_with("\r\n\r\n"), "{reply}");
+    // Every one went back to the pool: one connection served all.
+    let count = client().get(srv.url("/t/count")).send().unwrap();
+    assert_eq!(count.text().unwrap(), "1");
+
+    // Output that ended short of its declared length (all of it came with
+    // the head, so nothing was sent yet) is the backend's fault.
+    let resp = client().get(srv.url("/t/declared?10")).send().unwrap();
+    assert_eq!(resp.status(), 502);
+
+    // A Content-Length that is no number is the backend's fault.
+    let resp = client().get(srv.url("/t/declared?ten")).send().unwrap();
+    assert_eq!(resp.status(), 502);
+}
+
 #[test]
 fn a_silent_backend_is_504() {
     let backend = FcgiBackend::start(8);

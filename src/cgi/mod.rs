@@ -31,7 +31,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::Stream;
 use http::request::Parts;
-use http::{Method, Response, StatusCode};
+use http::{Method, Response};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::io::ReaderStream;
@@ -40,6 +40,7 @@ use crate::body::{Body, RequestBody};
 use crate::config::{CgiRoute, Config};
 use crate::context::RequestCtx;
 use crate::error::{msg, Error, ErrorKind, Side};
+use crate::gateway::body::{self, ProgramBody};
 use crate::gateway::env::{self, EnvOptions, ScriptInfo};
 use crate::gateway::response::{self, GatewayHead, HeadError, HeadParser, Mode, Settled};
 use crate::reply::Reply;
@@ -218,17 +219,14 @@ pub async fn handle(
             guard.disarm();
             Ok(Reply::LocalRedirect(target))
         }
-        Ok(Settled::Response(head, rest)) => {
-            let body_wanted = parts.method != Method::HEAD;
-            Ok(Reply::Response(respond(
-                head,
-                rest,
-                body_wanted,
-                guard,
-                deadline,
-                tag,
-            )))
-        }
+        Ok(Settled::Response(head, rest)) => Ok(Reply::Response(respond(
+            &parts.method,
+            head,
+            rest,
+            guard,
+            deadline,
+            tag,
+        ))),
         Err(err) => Err(head_failed(err, exit, deadline, r, &tag).await),
     }
 }
@@ -280,13 +278,14 @@ where
     }
 }
 
-/// Step 8: the response; its body streams the rest of stdout and owns the
-/// guard. HEAD, 204 and 304 send no body, but the program may still write
-/// one: it is drained rather than killed for it.
+/// Step 8: the response; its body streams the rest of stdout, framed by the
+/// program's Content-Length if it gave one, and owns the guard. HEAD, 204
+/// and 304 send no body, but the program may still write one: it is drained
+/// rather than killed for it.
 fn respond<S>(
+    method: &Method,
     head: GatewayHead,
     rest: S,
-    body_wanted: bool,
     guard: process::KillGuard,
     deadline: Instant,
     tag: Tag,
@@ -294,18 +293,18 @@ fn respond<S>(
 where
     S: Stream<Item = io::Result<Bytes>> + Unpin + Send + 'static,
 {
-    let bodiless = !body_wanted
-        || head.status == StatusCode::NO_CONTENT
-        || head.status == StatusCode::NOT_MODIFIED;
-    let body = if bodiless {
-        output::drain(rest, guard, deadline);
-        Body::empty()
+    let mut headers = head.headers;
+    let body = if body::sends_body(method, head.status) {
+        let output = output::ScriptBody::new(rest, guard, deadline, tag);
+        Body::from_body(ProgramBody::new(output, head.content_length))
     } else {
-        Body::stream(output::ScriptBody::new(rest, guard, deadline, tag))
+        output::drain(rest, guard, deadline);
+        body::bodiless_length(&mut headers, method, head.status, head.content_length);
+        Body::empty()
     };
     let mut response = Response::new(body);
     *response.status_mut() = head.status;
-    *response.headers_mut() = head.headers;
+    *response.headers_mut() = headers;
     response
 }
 

@@ -199,10 +199,12 @@ fn worth_compressing(response: &Response<Body>, config: &Compression) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(compressible);
+    // A program's length is its body's, not a header (see gateway::body).
     let long_enough = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
+        .or_else(|| http_body::Body::size_hint(response.body()).exact())
         .is_none_or(|len| len >= config.min_size);
     has_body
         && compressible_type

@@ -52,6 +52,7 @@ use crate::body::{Body, BoxError, RequestBody};
 use crate::config::{BackendAddr, Config, FastCgiRoute, FastCgiTarget};
 use crate::context::RequestCtx;
 use crate::error::{Error, ErrorKind};
+use crate::gateway::body::{self, ProgramBody};
 use crate::gateway::response::{self, GatewayHead, HeadError, HeadParser, Mode, Prefixed, Settled};
 use crate::gateway::{env, spool};
 use crate::reply::Reply;
@@ -208,8 +209,27 @@ pub async fn handle(
     // answers that came back together then go out together, and the client
     // is woken once for several of them (see the README's design notes).
     tokio::task::yield_now().await;
-    Ok(Reply::Response(respond(&parts.method, head, rest)))
+    let mut rest = rest;
+    let ended = std::future::poll_fn(|cx| Poll::Ready(rest.poll_gather(cx, GATHER_LIMIT)))
+        .await
+        .map_err(|err| head_error(HeadError::Io(err)))?;
+    if let (true, Some(declared)) = (ended, head.content_length) {
+        let sent = rest.front_len() as u64;
+        if sent < declared && body::sends_body(&parts.method, head.status) {
+            return Err(bad_gateway(format!(
+                "fastcgi response: {sent} bytes of a Content-Length of {declared}"
+            )));
+        }
+    }
+    Ok(Reply::Response(respond(&parts.method, head, rest, ended)))
 }
+
+/// Output already read with the head, up to this much, is gathered into the
+/// response before it is sent: when it is all of it (END_REQUEST came too),
+/// the response has a length instead of chunks, its connection is back in
+/// the pool before the client is written to, and a backend that failed
+/// right after its head is a clean 502.
+const GATHER_LIMIT: usize = 64 * 1024;
 
 /// The body as the backend gets it, and CONTENT_LENGTH (`None`: no body).
 async fn settle_body(
@@ -311,18 +331,31 @@ fn refusal(status: u8) -> &'static str {
     }
 }
 
-/// The HTTP response for a parsed head; HEAD gets no body, but the rest of
-/// the output is still read so the connection can go back to its pool.
-fn respond(method: &Method, head: GatewayHead, rest: Prefixed<Output>) -> Response<Body> {
-    let body = if method == Method::HEAD {
-        tokio::spawn(rest.for_each(|_| async {}));
-        Body::empty()
+/// The HTTP response for a parsed head (`ended`: `rest` holds all of the
+/// output). HEAD, 204 and 304 send no body, but the rest of the output is
+/// still read so the connection can go back to its pool.
+fn respond(
+    method: &Method,
+    head: GatewayHead,
+    rest: Prefixed<Output>,
+    ended: bool,
+) -> Response<Body> {
+    let length = head
+        .content_length
+        .or_else(|| ended.then(|| rest.front_len() as u64));
+    let mut headers = head.headers;
+    let body = if body::sends_body(method, head.status) {
+        Body::from_body(ProgramBody::new(rest, length))
     } else {
-        Body::stream(rest)
+        if !ended {
+            tokio::spawn(rest.for_each(|_| async {}));
+        }
+        body::bodiless_length(&mut headers, method, head.status, head.content_length);
+        Body::empty()
     };
     let mut response = Response::new(body);
     *response.status_mut() = head.status;
-    *response.headers_mut() = head.headers;
+    *response.headers_mut() = headers;
     response
 }
 

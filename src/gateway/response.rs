@@ -10,10 +10,12 @@
 //! smuggle or split responses): CR anywhere inside a line, obs-fold
 //! continuation lines (RFC 9112 section 5.2), names that are not tokens,
 //! values with control bytes, a second `Status` or `Location`, a
-//! `Transfer-Encoding`, and a header block over the limit. A program's
-//! `Content-Length` is dropped: hyper frames the body itself, so a lying
-//! program cannot desynchronise a keep-alive connection. Hop-by-hop headers
-//! (`Connection`, `Keep-Alive`, `Upgrade`, ...) are not forwarded.
+//! `Transfer-Encoding`, a `Content-Length` that is not a number or differs
+//! from an earlier one, and a header block over the limit. A valid
+//! `Content-Length` frames the body ([`super::body::ProgramBody`] holds the
+//! program to it, so a lying program cannot desynchronise a kept-alive
+//! connection). Hop-by-hop headers (`Connection`, `Keep-Alive`, `Upgrade`,
+//! ...) are not forwarded.
 
 use std::fmt;
 use std::io;
@@ -50,6 +52,8 @@ pub struct GatewayHead {
     /// Headers to send: without `Status`, `Content-Length` and hop-by-hop ones.
     pub headers: HeaderMap,
     pub action: Action,
+    /// The program's `Content-Length`.
+    pub content_length: Option<u64>,
 }
 
 /// Why a head could not be parsed.
@@ -118,6 +122,7 @@ pub struct HeadParser {
     status: Option<StatusCode>,
     location: Option<HeaderValue>,
     content_type: bool,
+    content_length: Option<u64>,
     fields: usize,
     headers: HeaderMap,
     /// The first bad line. It is reported when the blank line comes: output
@@ -138,6 +143,7 @@ impl HeadParser {
             status: None,
             location: None,
             content_type: false,
+            content_length: None,
             fields: 0,
             headers: HeaderMap::new(),
             failed: None,
@@ -270,9 +276,18 @@ impl HeadParser {
                     "a Transfer-Encoding header (the server frames the body)",
                 ));
             }
-            // Not trusted for framing; hop-by-hop headers are the server's own.
-            "content-length" | "connection" | "keep-alive" | "proxy-connection" | "upgrade"
-            | "te" | "trailer" => return Ok(()),
+            "content-length" => {
+                let len = parse_content_length(value.as_bytes())?;
+                if self.content_length.is_some_and(|earlier| earlier != len) {
+                    return Err(malformed("two different Content-Length headers"));
+                }
+                self.content_length = Some(len);
+                return Ok(());
+            }
+            // Hop-by-hop headers are the server's own.
+            "connection" | "keep-alive" | "proxy-connection" | "upgrade" | "te" | "trailer" => {
+                return Ok(())
+            }
             "status" => return Ok(()),
             _ => {}
         }
@@ -297,6 +312,7 @@ impl HeadParser {
                 status,
                 headers,
                 action: Action::Document,
+                content_length: self.content_length,
             });
         }
         let action = match &self.location {
@@ -320,6 +336,7 @@ impl HeadParser {
             status,
             headers,
             action,
+            content_length: self.content_length,
         })
     }
 }
@@ -349,6 +366,24 @@ fn parse_status(value: &[u8]) -> Result<StatusCode, HeadError> {
         return Err(bad());
     }
     Ok(status)
+}
+
+/// RFC 9110 section 8.6: `1*DIGIT`. (A list of equal values, which a
+/// recipient may accept, is no program's output: refused with the rest.)
+fn parse_content_length(value: &[u8]) -> Result<u64, HeadError> {
+    let bad = || {
+        malformed(format!(
+            "a bad Content-Length {:?}",
+            String::from_utf8_lossy(value)
+        ))
+    };
+    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+        return Err(bad());
+    }
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(bad)
 }
 
 /// `HTTP/1.1 200 OK` (RFC 9112 section 4), for NPH programs.
@@ -446,6 +481,51 @@ impl<S> Prefixed<S> {
     /// The underlying stream; drops bytes not yet yielded.
     pub fn into_inner(self) -> S {
         self.inner
+    }
+
+    /// Bytes put back in front, not yet yielded.
+    pub fn front_len(&self) -> usize {
+        self.first.as_ref().map_or(0, Bytes::len)
+    }
+}
+
+impl<S> Prefixed<S>
+where
+    S: Stream<Item = io::Result<Bytes>> + Unpin,
+{
+    /// Take in front what the stream already has, without waiting, until
+    /// `limit` bytes are in front: `Ok(true)` when the stream ended there,
+    /// so the front is all there is.
+    pub fn poll_gather(&mut self, cx: &mut Context<'_>, limit: usize) -> io::Result<bool> {
+        let mut joined: Option<BytesMut> = None;
+        let ended = loop {
+            let held = joined
+                .as_ref()
+                .map_or_else(|| self.front_len(), BytesMut::len);
+            if held >= limit {
+                break false;
+            }
+            match Pin::new(&mut self.inner).poll_next(cx) {
+                Poll::Pending => break false,
+                Poll::Ready(None) => break true,
+                Poll::Ready(Some(Err(err))) => return Err(err),
+                Poll::Ready(Some(Ok(chunk))) if chunk.is_empty() => {}
+                Poll::Ready(Some(Ok(chunk))) => match (&mut joined, &self.first) {
+                    (Some(joined), _) => joined.extend_from_slice(&chunk),
+                    (None, None) => self.first = Some(chunk),
+                    (None, Some(first)) => {
+                        let mut both = BytesMut::with_capacity(first.len() + chunk.len());
+                        both.extend_from_slice(first);
+                        both.extend_from_slice(&chunk);
+                        joined = Some(both);
+                    }
+                },
+            }
+        };
+        if let Some(joined) = joined {
+            self.first = Some(joined.freeze());
+        }
+        Ok(ended)
     }
 }
 

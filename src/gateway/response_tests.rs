@@ -129,13 +129,51 @@ fn redirects() {
 }
 
 #[test]
-fn hop_by_hop_and_length_are_dropped() {
+fn hop_by_hop_are_dropped_and_length_is_taken_out() {
     let (head, _) = cgi(
         "Content-Type: text/plain\nContent-Length: 99999\nConnection: close\nKeep-Alive: timeout=5\nUpgrade: h2c\nX-Kept: 1\n\n",
     )
     .unwrap();
     let names: Vec<_> = head.headers.keys().map(|k| k.as_str()).collect();
     assert_eq!(names, ["content-type", "x-kept"]);
+    assert_eq!(head.content_length, Some(99999));
+    let (head, _) = cgi("Content-Type: text/plain\n\n").unwrap();
+    assert_eq!(head.content_length, None);
+}
+
+#[test]
+fn content_length_must_be_one_number() {
+    let (head, _) =
+        cgi("Content-Length: 5\nContent-Type: text/plain\nContent-Length:  5 \n\n").unwrap();
+    assert_eq!(head.content_length, Some(5));
+    for bad in [
+        "",
+        "-1",
+        "+5",
+        "5 5",
+        "5, 5",
+        "0x10",
+        "1e3",
+        "99999999999999999999999",
+    ] {
+        let input = format!("Content-Type: text/plain\nContent-Length: {bad}\n\n");
+        match cgi(&input) {
+            Err(HeadError::Malformed(why)) => {
+                assert!(why.contains("Content-Length"), "{bad:?}: {why}")
+            }
+            other => panic!("{bad:?}: {other:?}"),
+        }
+    }
+    match cgi("Content-Type: text/plain\nContent-Length: 5\nContent-Length: 6\n\n") {
+        Err(HeadError::Malformed(why)) => assert!(why.contains("two different"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    let (head, _) = parse(
+        Mode::Nph,
+        b"HTTP/1.1 200 OK\nContent-Type: text/plain\nContent-Length: 7\n\n",
+    )
+    .unwrap();
+    assert_eq!(head.content_length, Some(7));
 }
 
 #[test]

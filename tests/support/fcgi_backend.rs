@@ -22,7 +22,9 @@
 //! | `/inject-status` | two `Status` headers |
 //! | `/inject-name` | a header name with a space in it |
 //! | `/flood` | endless output, as fast as gatehouse takes it |
-//! | other | `hello` |
+//! | `/declared` | `Content-Length: <query string>` and `hello` |
+//! | `/declared-slow` | `Content-Length: 10`, `hello`, `world` 100 ms later, END_REQUEST 100 ms after that |
+//! | other | `hello` (`?repeat=N`: N times) |
 //!
 //! [`FcgiBackend::stop`] kills it (listener and every connection) and
 //! [`FcgiBackend::start_on`] brings one back on the same address.
@@ -357,7 +359,37 @@ fn serve(
                 }
                 return;
             }
-            _ => ok("hello"),
+            "/declared" => {
+                // Content-Length: <QUERY_STRING>, then "hello", whatever it said.
+                let head = format!(
+                    "Content-Type: text/plain\r\nContent-Length: {}\r\n\r\nhello",
+                    get("QUERY_STRING")
+                );
+                let mut out = stdout(id, head.as_bytes());
+                out.extend(end(id));
+                out
+            }
+            "/declared-slow" => {
+                // Content-Length: 10 and "hello"; "world" and END_REQUEST
+                // each 100 ms later.
+                let head = b"Content-Type: text/plain\r\nContent-Length: 10\r\n\r\nhello";
+                if sock.write_all(&stdout(id, head)).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+                if sock.write_all(&stdout(id, b"world")).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+                end(id)
+            }
+            _ => {
+                let times = get("QUERY_STRING")
+                    .strip_prefix("repeat=")
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(1);
+                ok(&"hello".repeat(times))
+            }
         };
         if sock.write_all(&out).is_err() || !keep {
             return;
