@@ -19,12 +19,13 @@
 
 use std::fmt;
 use std::io;
+use std::ops::Range;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
-use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, LOCATION};
 use http::{HeaderMap, StatusCode};
 
 /// Default limit of a header block, in bytes.
@@ -159,11 +160,11 @@ impl HeadParser {
         self.buf.extend_from_slice(chunk);
         let mut from = scanned;
         while let Some(pos) = memchr::memchr(b'\n', &self.buf[from..]) {
-            let line = self.buf.split_to(from + pos);
+            let line = self.buf.split_to(from + pos).freeze();
             self.buf.advance(1);
             from = 0;
             let body_follows = !self.buf.is_empty();
-            if let Some(head) = self.complete_line(&line, body_follows)? {
+            if let Some(head) = self.complete_line(&line, 0..line.len(), body_follows)? {
                 return Ok(Some((head, self.buf.split().freeze())));
             }
         }
@@ -182,7 +183,7 @@ impl HeadParser {
         while let Some(pos) = memchr::memchr(b'\n', &chunk[start..]) {
             let end = start + pos;
             let body_follows = end + 1 < chunk.len();
-            if let Some(head) = self.complete_line(&chunk[start..end], body_follows)? {
+            if let Some(head) = self.complete_line(&chunk, start..end, body_follows)? {
                 return Ok(Some((head, chunk.slice(end + 1..))));
             }
             start = end + 1;
@@ -192,11 +193,13 @@ impl HeadParser {
         Ok(None)
     }
 
-    /// One line, its LF already taken off: the head when it was the blank
-    /// line that ends it (`body_follows`: output came after it in the chunk).
+    /// One line of `src`, its LF already taken off: the head when it was the
+    /// blank line that ends it (`body_follows`: output came after it in the
+    /// chunk). Header values stay slices of `src`, not copies.
     fn complete_line(
         &mut self,
-        line: &[u8],
+        src: &Bytes,
+        mut line: Range<usize>,
         body_follows: bool,
     ) -> Result<Option<GatewayHead>, HeadError> {
         self.consumed += line.len() + 1;
@@ -204,7 +207,9 @@ impl HeadParser {
             return Err(HeadError::TooLarge);
         }
         // Line ends are CRLF or bare LF (RFC 3875 section 6.3: NL).
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if src[line.clone()].ends_with(b"\r") {
+            line.end -= 1;
+        }
         if line.is_empty() && !(self.mode == Mode::Nph && self.lines == 0) {
             if let Some(err) = self.failed.take() {
                 return Err(err);
@@ -212,7 +217,7 @@ impl HeadParser {
             return self.finish(body_follows).map(Some);
         }
         if self.failed.is_none() {
-            match self.line(line) {
+            match self.line(src, line) {
                 Err(HeadError::TooLarge) => return Err(HeadError::TooLarge),
                 Err(err) => self.failed = Some(err),
                 Ok(()) => {}
@@ -230,7 +235,8 @@ impl HeadParser {
         Ok(())
     }
 
-    fn line(&mut self, line: &[u8]) -> Result<(), HeadError> {
+    fn line(&mut self, src: &Bytes, range: Range<usize>) -> Result<(), HeadError> {
+        let line = &src[range.clone()];
         if line.contains(&b'\r') {
             return Err(malformed("a CR inside a header line"));
         }
@@ -241,35 +247,55 @@ impl HeadParser {
         if line.starts_with(b" ") || line.starts_with(b"\t") {
             return Err(malformed("an obs-fold continuation line"));
         }
-        let colon = line
+        let colon =
+            memchr::memchr(b':', line).ok_or_else(|| malformed("a header line without a colon"))?;
+        let after = &line[colon + 1..];
+        let value = after.trim_ascii();
+        if !value
             .iter()
-            .position(|&b| b == b':')
-            .ok_or_else(|| malformed("a header line without a colon"))?;
+            .all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+        {
+            let name = String::from_utf8_lossy(&line[..colon]);
+            return Err(malformed(format!(
+                "control characters in the {name} header"
+            )));
+        }
+        // Status is no HTTP header: checked before a header name is made
+        // (of a name the http crate does not know, a copy).
+        if self.mode == Mode::Cgi && line[..colon].eq_ignore_ascii_case(b"status") {
+            if self.status.is_some() {
+                return Err(malformed("a second Status header"));
+            }
+            self.status = Some(parse_status(value)?);
+            return Ok(());
+        }
         let name = HeaderName::from_bytes(&line[..colon])
             .map_err(|_| malformed("a header name that is not a token"))?;
-        let value = line[colon + 1..].trim_ascii();
-        let value = HeaderValue::from_bytes(value)
-            .map_err(|_| malformed(format!("control characters in the {name} header")))?;
-        self.field(name, value)
+        let start = range.start + colon + 1 + (after.len() - after.trim_ascii_start().len());
+        self.field(name, src, start..start + value.len())
     }
 
-    fn field(&mut self, name: HeaderName, value: HeaderValue) -> Result<(), HeadError> {
+    /// A field whose value is `src[value]`, free of control characters.
+    fn field(
+        &mut self,
+        name: HeaderName,
+        src: &Bytes,
+        value: Range<usize>,
+    ) -> Result<(), HeadError> {
+        let bytes = &src[value.clone()];
+        let shared = || {
+            HeaderValue::from_maybe_shared(src.slice(value.clone()))
+                .map_err(|_| malformed(format!("control characters in the {name} header")))
+        };
         match name.as_str() {
-            "status" if self.mode == Mode::Cgi => {
-                if self.status.is_some() {
-                    return Err(malformed("a second Status header"));
-                }
-                self.status = Some(parse_status(value.as_bytes())?);
-                return Ok(());
-            }
             "location" if self.mode == Mode::Cgi => {
                 if self.location.is_some() {
                     return Err(malformed("a second Location header"));
                 }
-                if value.is_empty() {
+                if bytes.is_empty() {
                     return Err(malformed("an empty Location header"));
                 }
-                self.location = Some(value.clone());
+                self.location = Some(shared()?);
             }
             "transfer-encoding" => {
                 return Err(malformed(
@@ -277,7 +303,7 @@ impl HeadParser {
                 ));
             }
             "content-length" => {
-                let len = parse_content_length(value.as_bytes())?;
+                let len = parse_content_length(bytes)?;
                 if self.content_length.is_some_and(|earlier| earlier != len) {
                     return Err(malformed("two different Content-Length headers"));
                 }
@@ -291,6 +317,10 @@ impl HeadParser {
             "status" => return Ok(()),
             _ => {}
         }
+        let value = match (&self.location, name == LOCATION) {
+            (Some(location), true) => location.clone(),
+            _ => shared()?,
+        };
         if name == CONTENT_TYPE {
             self.content_type = true;
         }
