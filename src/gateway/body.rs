@@ -305,13 +305,10 @@ mod tests {
         assert!(!ended.load(Ordering::SeqCst));
         tx.send(Ok(Bytes::from_static(b"late"))).unwrap();
         drop(tx);
-        for _ in 0..100 {
-            if ended.load(Ordering::SeqCst) {
-                return;
-            }
-            tokio::task::yield_now().await;
-        }
-        panic!("the rest of the output was not read");
+        assert!(
+            ends_soon(&ended).await,
+            "the rest of the output was not read"
+        );
     }
 
     #[tokio::test]
@@ -324,13 +321,7 @@ mod tests {
         let body = ProgramBody::new(output, Some(0));
         assert!(http_body::Body::is_end_stream(&body));
         drop(body);
-        for _ in 0..100 {
-            if ended.load(Ordering::SeqCst) {
-                return;
-            }
-            tokio::task::yield_now().await;
-        }
-        panic!("the output was not read");
+        assert!(ends_soon(&ended).await, "the output was not read");
     }
 
     #[tokio::test]
@@ -343,10 +334,19 @@ mod tests {
         let mut body = ProgramBody::new(output, Some(4));
         body.frame().await.unwrap().unwrap();
         drop(body);
-        for _ in 0..10 {
+        assert!(!ends_soon(&ended).await);
+    }
+
+    /// Whether `ended` is set within 100 turns of the runtime (a drain task
+    /// needs a few).
+    async fn ends_soon(ended: &AtomicBool) -> bool {
+        for _ in 0..100 {
+            if ended.load(Ordering::SeqCst) {
+                return true;
+            }
             tokio::task::yield_now().await;
         }
-        assert!(!ended.load(Ordering::SeqCst));
+        false
     }
 
     fn tokio_stream_from(
