@@ -40,10 +40,15 @@ pub fn pair_len(name: &[u8], value: &[u8]) -> usize {
 pub fn put_pair(buf: &mut BytesMut, name: &[u8], value: &[u8]) {
     assert!(name.len() <= MAX_LEN && value.len() <= MAX_LEN);
     buf.reserve(pair_len(name, value));
-    put_len(buf, name.len());
-    put_len(buf, value.len());
-    buf.put_slice(name);
-    buf.put_slice(value);
+    if name.len() < 0x80 && value.len() < 0x80 {
+        // The common case (every variable but long headers), in one store.
+        buf.extend_from_slice(&[name.len() as u8, value.len() as u8]);
+    } else {
+        put_len(buf, name.len());
+        put_len(buf, value.len());
+    }
+    buf.extend_from_slice(name);
+    buf.extend_from_slice(value);
 }
 
 /// Append the whole PARAMS stream for `request_id` to `buf`: the pairs in
