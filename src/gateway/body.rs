@@ -75,16 +75,51 @@ where
 
     /// The declared length is sent: read what is left of the output now if
     /// it is there, else in the background (see the module docs).
-    fn finish(&mut self, cx: &mut Context<'_>) {
+    fn finish(&mut self, cx: &mut Context<'_>, excess: u64) {
         let Some(mut output) = self.output.take() else {
             return;
         };
+        let mut excess = Excess(excess);
         loop {
             match output.poll_next_unpin(cx) {
                 Poll::Ready(None) | Poll::Ready(Some(Err(_))) => return,
-                Poll::Ready(Some(Ok(extra))) => excess(extra.len()),
-                Poll::Pending => return drain(output),
+                Poll::Ready(Some(Ok(extra))) if excess.add(extra.len()) => {}
+                Poll::Ready(Some(Ok(_))) => return,
+                Poll::Pending => return drain(output, excess),
             }
+        }
+    }
+}
+
+/// Most output read past a declared length before the program is taken to
+/// be broken and its output dropped (which stops it): reading on would only
+/// burn CPU for bytes nobody gets.
+const EXCESS_LIMIT: u64 = 1 << 20;
+
+/// Bytes written past the declared length, logged once when the output is
+/// done with.
+struct Excess(u64);
+
+impl Excess {
+    /// Count `bytes` more; false once past [`EXCESS_LIMIT`].
+    fn add(&mut self, bytes: usize) -> bool {
+        self.0 += bytes as u64;
+        self.0 <= EXCESS_LIMIT
+    }
+}
+
+impl Drop for Excess {
+    fn drop(&mut self) {
+        if self.0 > EXCESS_LIMIT {
+            tracing::warn!(
+                bytes = self.0,
+                "a CGI or FastCGI program wrote over 1 MiB more than its Content-Length; its output was dropped"
+            );
+        } else if self.0 > 0 {
+            tracing::warn!(
+                bytes = self.0,
+                "a CGI or FastCGI program wrote more than its Content-Length; the excess was dropped"
+            );
         }
     }
 }
@@ -99,7 +134,7 @@ where
     fn drop(&mut self) {
         if self.remaining == Some(0) {
             if let Some(output) = self.output.take() {
-                drain(output);
+                drain(output, Excess(0));
             }
         }
     }
@@ -124,7 +159,7 @@ where
             ))));
         }
         if this.remaining == Some(0) {
-            this.finish(cx);
+            this.finish(cx, 0);
             return Poll::Ready(None);
         }
         let Some(output) = this.output.as_mut() else {
@@ -155,12 +190,10 @@ where
             if len < *remaining {
                 *remaining -= len;
             } else {
-                if len > *remaining {
-                    excess((len - *remaining) as usize);
-                    chunk.truncate(*remaining as usize);
-                }
+                let excess = len - *remaining;
+                chunk.truncate(*remaining as usize);
                 *remaining = 0;
-                this.finish(cx);
+                this.finish(cx, excess);
             }
         }
         Poll::Ready(Some(Ok(Frame::data(chunk))))
@@ -178,17 +211,8 @@ where
     }
 }
 
-fn excess(bytes: usize) {
-    if bytes > 0 {
-        tracing::warn!(
-            bytes,
-            "a CGI or FastCGI program wrote more than its Content-Length; the excess was dropped"
-        );
-    }
-}
-
 /// Read the rest of `output` to its end in a task of its own.
-fn drain<S>(output: S)
+fn drain<S>(output: S, mut excess: Excess)
 where
     S: Stream<Item = io::Result<Bytes>> + Unpin + Send + 'static,
 {
@@ -198,7 +222,9 @@ where
         runtime.spawn(async move {
             let mut output = output;
             while let Some(Ok(extra)) = output.next().await {
-                excess(extra.len());
+                if !excess.add(extra.len()) {
+                    return;
+                }
             }
         });
     }
@@ -335,6 +361,40 @@ mod tests {
         body.frame().await.unwrap().unwrap();
         drop(body);
         assert!(!ends_soon(&ended).await);
+    }
+
+    /// Sets its flag when dropped.
+    struct Dropped<S> {
+        inner: S,
+        dropped: Arc<AtomicBool>,
+    }
+
+    impl<S: Stream<Item = io::Result<Bytes>> + Unpin> Stream for Dropped<S> {
+        type Item = io::Result<Bytes>;
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            self.inner.poll_next_unpin(cx)
+        }
+    }
+
+    impl<S> Drop for Dropped<S> {
+        fn drop(&mut self) {
+            self.dropped.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn endless_output_past_the_length_is_dropped_after_a_mebibyte() {
+        let dropped = Arc::new(AtomicBool::new(false));
+        let endless = stream::repeat_with(|| Ok(Bytes::from(vec![b'x'; 64 * 1024])));
+        let output = Dropped {
+            inner: endless,
+            dropped: dropped.clone(),
+        };
+        let mut body = ProgramBody::new(output, Some(3));
+        let data = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(data, "xxx");
+        assert!(http_body::Body::is_end_stream(&body));
+        assert!(dropped.load(Ordering::SeqCst));
     }
 
     /// Whether `ended` is set within 100 turns of the runtime (a drain task
