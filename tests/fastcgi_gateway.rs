@@ -199,7 +199,10 @@ fn responses_carry_the_declared_or_whole_length() {
           GET /t/declared-slow HTTP/1.0\r\n\r\n",
     );
     let responses = sized_responses(&reply);
-    std::thread::sleep(Duration::from_millis(300));
+    // The slow one's END_REQUEST comes 100 ms after its response is
+    // complete, and only then is its connection free (a loaded machine
+    // takes longer).
+    std::thread::sleep(Duration::from_millis(1000));
     let bodies: Vec<&str> = responses.iter().map(|(_, _, b)| b.as_str()).collect();
     assert_eq!(bodies, ["hello", "hello", "hel", "helloworld"], "{reply}");
     for (status, head, _) in &responses {
@@ -223,6 +226,13 @@ fn responses_carry_the_declared_or_whole_length() {
     // Output that ended short of its declared length (all of it came with
     // the head, so nothing was sent yet) is the backend's fault.
     let resp = client().get(srv.url("/t/declared?10")).send().unwrap();
+    assert_eq!(resp.status(), 502);
+
+    // A failure that came with the head: nothing was sent yet, so a 502.
+    let resp = client()
+        .get(srv.url("/t/garbage-after-head"))
+        .send()
+        .unwrap();
     assert_eq!(resp.status(), 502);
 
     // A Content-Length that is no number is the backend's fault.

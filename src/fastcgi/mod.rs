@@ -199,7 +199,7 @@ pub async fn handle(
 
     // 6
     let (head, rest) = read_head(events).await?;
-    let (head, rest) = match response::settle_local_redirect(head, rest).await {
+    let (head, mut rest) = match response::settle_local_redirect(head, rest).await {
         Ok(Settled::LocalRedirect(target)) => return Ok(Reply::LocalRedirect(target)),
         Ok(Settled::Response(head, rest)) => (head, rest),
         Err(err) => return Err(head_error(err)),
@@ -209,7 +209,6 @@ pub async fn handle(
     // answers that came back together then go out together, and the client
     // is woken once for several of them (see the README's design notes).
     tokio::task::yield_now().await;
-    let mut rest = rest;
     let ended = std::future::poll_fn(|cx| Poll::Ready(rest.poll_gather(cx, GATHER_LIMIT)))
         .await
         .map_err(|err| head_error(HeadError::Io(err)))?;

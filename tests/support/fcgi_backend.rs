@@ -14,6 +14,7 @@
 //! | `/wrong-id` | a well-formed response for request id 2 |
 //! | `/close-early` | closes before any output |
 //! | `/close-mid` | a head and part of the body, then closes |
+//! | `/garbage-after-head` | a head and part of the body, then bytes that are no record, in one write |
 //! | `/slow` | waits 3 s, then answers |
 //! | `/local` | `Location: /t/env` (a local redirect) |
 //! | `/remote` | `Location: http://example.com/` without Status |
@@ -292,6 +293,11 @@ fn serve(
                 out
             }
             "/close-early" => return,
+            "/garbage-after-head" => {
+                let mut out = stdout(id, b"Content-Type: text/plain\r\n\r\nthe first part");
+                out.extend_from_slice(b"this is no record");
+                out
+            }
             "/close-mid" => {
                 let _ = sock.write_all(&stdout(
                     id,
