@@ -249,14 +249,31 @@ mod tests {
         )
     }
 
-    /// Sets its flag when polled to its end (the way a FastCGI exchange
-    /// reaches END_REQUEST).
-    struct Ends<S> {
+    /// An output that tells when it was polled to its end (the way a
+    /// FastCGI exchange reaches END_REQUEST) and when it was dropped.
+    struct Watched<S> {
         inner: S,
         ended: Arc<AtomicBool>,
+        dropped: Arc<AtomicBool>,
     }
 
-    impl<S: Stream<Item = io::Result<Bytes>> + Unpin> Stream for Ends<S> {
+    impl<S> Watched<S> {
+        /// The output and its two flags: ended, dropped.
+        fn new(inner: S) -> (Self, Arc<AtomicBool>, Arc<AtomicBool>) {
+            let (ended, dropped) = (
+                Arc::new(AtomicBool::new(false)),
+                Arc::new(AtomicBool::new(false)),
+            );
+            let watched = Watched {
+                inner,
+                ended: ended.clone(),
+                dropped: dropped.clone(),
+            };
+            (watched, ended, dropped)
+        }
+    }
+
+    impl<S: Stream<Item = io::Result<Bytes>> + Unpin> Stream for Watched<S> {
         type Item = io::Result<Bytes>;
         fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
             let next = self.inner.poll_next_unpin(cx);
@@ -264,6 +281,12 @@ mod tests {
                 self.ended.store(true, Ordering::SeqCst);
             }
             next
+        }
+    }
+
+    impl<S> Drop for Watched<S> {
+        fn drop(&mut self) {
+            self.dropped.store(true, Ordering::SeqCst);
         }
     }
 
@@ -283,11 +306,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_declared_length_is_exact_and_the_output_is_read_to_its_end() {
-        let ended = Arc::new(AtomicBool::new(false));
-        let output = Ends {
-            inner: chunks(&["ab", "cd", ""]),
-            ended: ended.clone(),
-        };
+        let (output, ended, _) = Watched::new(chunks(&["ab", "cd", ""]));
         let mut body = ProgramBody::new(output, Some(4));
         assert_eq!(http_body::Body::size_hint(&body).exact(), Some(4));
         let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
@@ -318,11 +337,7 @@ mod tests {
     #[tokio::test]
     async fn output_still_coming_after_the_length_is_read_in_the_background() {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<io::Result<Bytes>>();
-        let ended = Arc::new(AtomicBool::new(false));
-        let output = Ends {
-            inner: tokio_stream_from(rx),
-            ended: ended.clone(),
-        };
+        let (output, ended, _) = Watched::new(tokio_stream_from(rx));
         tx.send(Ok(Bytes::from_static(b"abc"))).unwrap();
         let mut body = ProgramBody::new(output, Some(3));
         let data = body.frame().await.unwrap().unwrap().into_data().unwrap();
@@ -339,11 +354,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_declared_length_of_zero_still_reads_the_output() {
-        let ended = Arc::new(AtomicBool::new(false));
-        let output = Ends {
-            inner: chunks(&["", ""]),
-            ended: ended.clone(),
-        };
+        let (output, ended, _) = Watched::new(chunks(&["", ""]));
         let body = ProgramBody::new(output, Some(0));
         assert!(http_body::Body::is_end_stream(&body));
         drop(body);
@@ -352,44 +363,19 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_dropped_before_its_length_drops_the_output() {
-        let ended = Arc::new(AtomicBool::new(false));
-        let output = Ends {
-            inner: chunks(&["ab", "cd"]),
-            ended: ended.clone(),
-        };
+        let (output, ended, dropped) = Watched::new(chunks(&["ab", "cd"]));
         let mut body = ProgramBody::new(output, Some(4));
         body.frame().await.unwrap().unwrap();
         drop(body);
-        assert!(!ends_soon(&ended).await);
-    }
-
-    /// Sets its flag when dropped.
-    struct Dropped<S> {
-        inner: S,
-        dropped: Arc<AtomicBool>,
-    }
-
-    impl<S: Stream<Item = io::Result<Bytes>> + Unpin> Stream for Dropped<S> {
-        type Item = io::Result<Bytes>;
-        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-            self.inner.poll_next_unpin(cx)
-        }
-    }
-
-    impl<S> Drop for Dropped<S> {
-        fn drop(&mut self) {
-            self.dropped.store(true, Ordering::SeqCst);
-        }
+        // Dropped there and then (which stops the program), not drained.
+        assert!(dropped.load(Ordering::SeqCst));
+        assert!(!ended.load(Ordering::SeqCst));
     }
 
     #[tokio::test]
     async fn endless_output_past_the_length_is_dropped_after_a_mebibyte() {
-        let dropped = Arc::new(AtomicBool::new(false));
         let endless = stream::repeat_with(|| Ok(Bytes::from(vec![b'x'; 64 * 1024])));
-        let output = Dropped {
-            inner: endless,
-            dropped: dropped.clone(),
-        };
+        let (output, _, dropped) = Watched::new(endless);
         let mut body = ProgramBody::new(output, Some(3));
         let data = body.frame().await.unwrap().unwrap().into_data().unwrap();
         assert_eq!(data, "xxx");
