@@ -25,7 +25,7 @@ use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
-use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, LOCATION};
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use http::{HeaderMap, StatusCode};
 
 /// Default limit of a header block, in bytes.
@@ -287,6 +287,7 @@ impl HeadParser {
             HeaderValue::from_maybe_shared(src.slice(value.clone()))
                 .map_err(|_| malformed(format!("control characters in the {name} header")))
         };
+        let mut value = None;
         match name.as_str() {
             "location" if self.mode == Mode::Cgi => {
                 if self.location.is_some() {
@@ -295,7 +296,8 @@ impl HeadParser {
                 if bytes.is_empty() {
                     return Err(malformed("an empty Location header"));
                 }
-                self.location = Some(shared()?);
+                let location = value.insert(shared()?);
+                self.location = Some(location.clone());
             }
             "transfer-encoding" => {
                 return Err(malformed(
@@ -317,9 +319,9 @@ impl HeadParser {
             "status" => return Ok(()),
             _ => {}
         }
-        let value = match (&self.location, name == LOCATION) {
-            (Some(location), true) => location.clone(),
-            _ => shared()?,
+        let value = match value {
+            Some(value) => value,
+            None => shared()?,
         };
         if name == CONTENT_TYPE {
             self.content_type = true;
