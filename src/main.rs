@@ -24,7 +24,7 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     gatehouse::server::raise_open_file_limit();
-    let runtime = match gatehouse::server::runtime() {
+    let runtime = match gatehouse::server::runtime(config.workers) {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("gatehouse: cannot start the runtime: {e}");

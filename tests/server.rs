@@ -531,11 +531,15 @@ fn content_length_with_transfer_encoding_is_never_smuggled() {
     );
 }
 
-#[test]
-fn on_one_cpu_it_serves_files_and_programs_and_stops_cleanly() {
-    // One CPU is a different runtime (see `runtime()` in main.rs): the same
-    // work must be done by it, blocking pool, child processes and signals
-    // included.
+/// A site with a CGI script, served under `yaml_extra` by `start`; 16
+/// clients fetch a file and run the program ten times each, then SIGTERM
+/// must stop the server cleanly. Returns the event-loop threads counted
+/// while it ran (tokio's workers; the blocking pool's threads share the
+/// name, so this is an upper bound).
+fn serve_files_and_programs_then_stop(
+    start: fn(tempfile::TempDir, &str) -> TestServer,
+    yaml_extra: &str,
+) -> usize {
     let dir = site();
     let cgi = dir.path().join("cgi-bin");
     std::fs::create_dir(&cgi).unwrap();
@@ -546,10 +550,11 @@ fn on_one_cpu_it_serves_files_and_programs_and_stops_cleanly() {
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(cgi.join("hello.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let mut srv = TestServer::start_on_one_cpu(
+    let mut srv = start(
         dir,
-        "document_root: htdocs\naccess_log: \"off\"\nshutdown_grace: 2s\ncgi:\n  - prefix: /cgi-bin/\n    dir: cgi-bin\n",
+        &format!("document_root: htdocs\naccess_log: \"off\"\nshutdown_grace: 2s\ncgi:\n  - prefix: /cgi-bin/\n    dir: cgi-bin\n{yaml_extra}"),
     );
+    let workers_at_start = tokio_workers(srv.pid());
     let threads: Vec<_> = (0..16)
         .map(|n| {
             let file = srv.url("/a.txt");
@@ -571,6 +576,39 @@ fn on_one_cpu_it_serves_files_and_programs_and_stops_cleanly() {
         .signal_and_wait(15, Duration::from_secs(20))
         .expect("exited");
     assert_eq!(status.code(), Some(0));
+    workers_at_start
+}
+
+/// Threads of `pid` named as tokio names its workers.
+fn tokio_workers(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim() == "tokio-rt-worker")
+        .count()
+}
+
+#[test]
+fn on_one_cpu_it_serves_files_and_programs_and_stops_cleanly() {
+    // One CPU (see `server::runtime`): the current-thread runtime, programs
+    // spawned on the event loop itself; blocking pool, child processes and
+    // signals must all still work.
+    let workers = serve_files_and_programs_then_stop(TestServer::start_on_one_cpu, "");
+    assert_eq!(workers, 0, "the event loop is the main thread");
+}
+
+#[test]
+fn one_worker_spawns_programs_off_the_loop_and_stops_cleanly() {
+    // One event loop, programs spawned on the blocking pool (when there is
+    // a second CPU, as on the machines the tests run on).
+    let workers = serve_files_and_programs_then_stop(TestServer::start_in, "workers: 1\n");
+    assert_eq!(workers, 0, "the event loop is the main thread");
+}
+
+#[test]
+fn several_workers_run_the_multi_thread_runtime_and_stop_cleanly() {
+    let workers = serve_files_and_programs_then_stop(TestServer::start_in, "workers: 3\n");
+    assert!(workers >= 3, "{workers} worker threads");
 }
 
 #[test]

@@ -20,7 +20,7 @@ fn main() {
         .nth(1)
         .and_then(|p| p.parse().ok())
         .unwrap_or(18900);
-    let runtime = gatehouse::server::runtime().expect("runtime");
+    let runtime = gatehouse::server::runtime(gatehouse::config::Workers::Auto).expect("runtime");
     let body = Bytes::from(vec![b'x'; 1024]);
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))

@@ -9,7 +9,7 @@
 //!    start gate ([`Runtime`]), waiting at most `queue_timeout` (in arrival
 //!    order), else 503;
 //! 5. spawn the program in its own process group, a reaper task waiting on
-//!    it ([`process::spawn`]);
+//!    it ([`process::start`], on the blocking pool when there is a second CPU);
 //! 6. copy the body, if there is one, to its stdin in a task of its own;
 //! 7. read its response head ([`crate::gateway::response`]) before the
 //!    deadline: 504 past it, 500 for no header block, 502 for a malformed one;
@@ -78,6 +78,8 @@ pub struct Runtime {
     starts: Arc<Semaphore>,
     live: Arc<Live>,
     located: Located,
+    /// Spawn on the blocking pool rather than on the event loop.
+    spawn_off_loop: bool,
 }
 
 /// The permits a child runs under: its route's process slot, held until it
@@ -101,10 +103,11 @@ impl Runtime {
                 ))
             })
             .collect();
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cpus = crate::server::available_cpus();
         Runtime {
             slots,
             starts: Arc::new(Semaphore::new((2 * cpus).max(8))),
+            spawn_off_loop: cpus > 1,
             live: Arc::new(Live::default()),
             located: Located::new(config.cgi.len()),
         }
@@ -113,6 +116,27 @@ impl Runtime {
     /// Kill the process group of every child still running (shutdown).
     pub fn kill_all(&self) {
         self.live.kill_all();
+    }
+
+    /// Start a child: on a blocking thread when there is another CPU to
+    /// run it on. With vfork semantics the spawning thread waits until the
+    /// child has exec'd (~100-200 us of kernel time for a small program);
+    /// the event loop meanwhile serves everyone else.
+    async fn start(
+        &self,
+        command: tokio::process::Command,
+        deadline: Instant,
+        permits: Permits,
+        tag: &Tag,
+    ) -> io::Result<Spawned> {
+        if !self.spawn_off_loop {
+            return process::start(command, deadline, permits, &self.live, tag);
+        }
+        let live = self.live.clone();
+        let tag = tag.clone();
+        tokio::task::spawn_blocking(move || process::start(command, deadline, permits, &live, &tag))
+            .await
+            .unwrap_or_else(|e| Err(io::Error::other(e)))
     }
 
     /// How many CGI children are running now.
@@ -190,24 +214,21 @@ pub async fn handle(
     let input = input::prepare(parts, body, config.limits.max_request_body, deadline).await?;
     let vars = environment(parts, ctx, r, &script, input.content_length());
     let permits = rt.permits(r, route, deadline).await?;
+    let command = process::command(&Program {
+        script: &script,
+        env: &vars,
+        pass_env: &r.pass_env,
+        body: input.content_length().is_some(),
+    });
     let Spawned {
         stdin,
         stdout,
         mut guard,
         exit,
-    } = process::spawn(
-        &Program {
-            script: &script,
-            env: &vars,
-            pass_env: &r.pass_env,
-            body: input.content_length().is_some(),
-        },
-        deadline,
-        permits,
-        &rt.live,
-        &tag,
-    )
-    .map_err(|e| spawn_failed(&script, &e, &tag))?;
+    } = rt
+        .start(command, deadline, permits, &tag)
+        .await
+        .map_err(|e| spawn_failed(&script, &e, &tag))?;
     if let Some(stdin) = stdin {
         let feeder = tokio::spawn(tokio::time::timeout_at(deadline, input::feed(stdin, input)));
         guard.own_task(feeder.abort_handle());

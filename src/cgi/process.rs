@@ -227,18 +227,9 @@ pub struct Program<'a> {
     pub body: bool,
 }
 
-/// Start `program.script` with exactly its variables (plus `pass_env`) in
-/// its own process group. The reaper holds the route's slot
-/// until the child has exited and its place in the start gate while it is
-/// starting (see [`super::Runtime`]), and kills the group at `deadline` if it
-/// still runs.
-pub fn spawn(
-    program: &Program<'_>,
-    deadline: Instant,
-    permits: Permits,
-    live: &Arc<Live>,
-    tag: &Tag,
-) -> io::Result<Spawned> {
+/// The command that starts `program.script` with exactly its variables
+/// (plus `pass_env`) in its own process group.
+pub fn command(program: &Program<'_>) -> Command {
     let Program {
         script,
         env,
@@ -277,14 +268,27 @@ pub fn spawn(
             cmd.env(name.as_ref(), OsStr::from_bytes(value));
         }
     }
+    cmd
+}
+
+/// Start `cmd` (made by [`command`]). The reaper holds the route's slot
+/// until the child has exited and its place in the start gate while it is
+/// starting (see [`super::Runtime`]), and kills the group at `deadline` if it
+/// still runs. Everything that watches the child is in place before this
+/// returns, so it may run on a blocking thread whose caller has gone: the
+/// [`Spawned`] then dropped kills the group.
+pub fn start(
+    mut cmd: Command,
+    deadline: Instant,
+    permits: Permits,
+    live: &Arc<Live>,
+    tag: &Tag,
+) -> io::Result<Spawned> {
     let mut child = cmd.spawn()?;
     let stdin = child.stdin.take();
-    let (Some(pid), true, Some(stdout), Some(stderr)) = (
-        child.id(),
-        stdin.is_some() == *body,
-        child.stdout.take(),
-        child.stderr.take(),
-    ) else {
+    let (Some(pid), Some(stdout), Some(stderr)) =
+        (child.id(), child.stdout.take(), child.stderr.take())
+    else {
         return Err(io::Error::other("child spawned without its pipes"));
     };
     let pgid = pid as i32;
@@ -457,7 +461,7 @@ impl Drop for KillGuard {
     }
 }
 
-/// A guard for a process group made outside [`spawn`] (tests).
+/// A guard for a process group made outside [`start`] (tests).
 #[cfg(test)]
 pub fn test_guard(pgid: i32) -> KillGuard {
     KillGuard {

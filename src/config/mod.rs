@@ -181,6 +181,7 @@ pub struct Config {
     pub error_log: LogTarget,
     pub log_level: String,
     pub shutdown_grace: Duration,
+    pub workers: Workers,
     pub limits: Limits,
     pub tls: Option<TlsConfig>,
     pub compression: Compression,
@@ -190,6 +191,29 @@ pub struct Config {
     pub fastcgi: Vec<FastCgiRoute>,
     /// Who to become after binding, when started as root (see `privileges`).
     pub run_as: RunAs,
+}
+
+/// The `workers` key: how many threads run the event loop (accepting,
+/// HTTP, static files, talking to programs and backends).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workers {
+    /// One fewer than the CPUs gatehouse may use, at least one: the CGI
+    /// programs and FastCGI backends it serves need a CPU too.
+    Auto,
+    Count(usize),
+}
+
+/// The most `workers` accepts.
+pub const MAX_WORKERS: usize = 1024;
+
+impl Workers {
+    /// The number of threads, given how many CPUs this process may use.
+    pub fn threads(self, cpus: usize) -> usize {
+        match self {
+            Workers::Auto => cpus.saturating_sub(1).max(1),
+            Workers::Count(n) => n,
+        }
+    }
 }
 
 /// The `user` and `group` keys: names that exist on this system.

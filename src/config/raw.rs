@@ -34,6 +34,8 @@ pub struct RawConfig {
     pub error_log: Option<Spanned<String>>,
     pub log_level: Option<Spanned<String>>,
     pub shutdown_grace: Option<Spanned<UnitScalar>>,
+    /// `auto` or a number of event-loop threads.
+    pub workers: Option<Spanned<UnitScalar>>,
     pub limits: Option<RawLimits>,
     pub tls: Option<Spanned<RawTls>>,
     pub compression: Option<Spanned<RawCompression>>,

@@ -72,6 +72,7 @@ fn empty_document_means_all_defaults() {
         assert_eq!(c.error_log, LogTarget::Std);
         assert_eq!(c.log_level, "info");
         assert_eq!(c.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(c.workers, Workers::Auto);
         assert_eq!(c.limits.max_request_body, 64 << 20);
         assert_eq!(c.limits.max_header_bytes, 64 << 10);
         assert_eq!(c.limits.max_uri_bytes, 8 << 10);
@@ -434,6 +435,31 @@ fn yaml_errors_carry_line_and_column() {
 }
 
 #[test]
+fn workers_is_auto_or_a_count() {
+    let tmp = site();
+    assert_eq!(load(&tmp, "workers: auto\n").workers, Workers::Auto);
+    assert_eq!(load(&tmp, "workers: 3\n").workers, Workers::Count(3));
+    for bad in ["0", "-2", "1025", "many", "2.5"] {
+        only_error(
+            &tmp,
+            &format!("workers: {bad}\n"),
+            1,
+            10,
+            &["workers", "auto or a number from 1 to 1024"],
+        );
+    }
+}
+
+#[test]
+fn auto_workers_leave_a_cpu_to_the_programs() {
+    assert_eq!(Workers::Auto.threads(1), 1);
+    assert_eq!(Workers::Auto.threads(2), 1);
+    assert_eq!(Workers::Auto.threads(4), 3);
+    assert_eq!(Workers::Auto.threads(16), 15);
+    assert_eq!(Workers::Count(4).threads(2), 4);
+}
+
+#[test]
 fn bad_units_are_reported_with_their_place() {
     let tmp = site();
     only_error(
@@ -568,7 +594,7 @@ fn display_names_the_file() {
     let text = load_file(&file).unwrap_err().to_string();
     assert_eq!(
         text,
-        format!("{}:2:1: unknown field `bogus`, expected one of listen, server_name, document_root, index, serve_dotfiles, directory_listing, access_log, error_log, log_level, shutdown_grace, limits, tls, compression, cache_control, cgi, fastcgi, user, group", file.display())
+        format!("{}:2:1: unknown field `bogus`, expected one of listen, server_name, document_root, index, serve_dotfiles, directory_listing, access_log, error_log, log_level, shutdown_grace, workers, limits, tls, compression, cache_control, cgi, fastcgi, user, group", file.display())
     );
     let errs = ConfigErrors {
         file: Some("x.yaml".into()),

@@ -12,7 +12,7 @@ use super::addr::{self, AddrSyntax};
 use super::load::ConfigError;
 use super::raw::{RawConfig, RawLimits, RawTls, SpannedStrings};
 use super::units::{self, UnitScalar};
-use super::{Config, Limits, ListenAddr, LogTarget, RunAs, TlsConfig};
+use super::{Config, Limits, ListenAddr, LogTarget, RunAs, TlsConfig, Workers, MAX_WORKERS};
 
 pub(super) const LOG_LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
 
@@ -76,6 +76,7 @@ impl Validator {
                 10_000,
                 true,
             ),
+            workers: self.workers(raw.workers.as_ref()),
             limits: self.limits(raw.limits.unwrap_or_default()),
             tls,
             compression: self.compression(raw.compression.as_ref()),
@@ -169,6 +170,33 @@ impl Validator {
             }
         }
         names.iter().map(|n| n.value.clone()).collect()
+    }
+
+    fn workers(&mut self, raw: Option<&Spanned<UnitScalar>>) -> Workers {
+        let Some(workers) = raw else {
+            return Workers::Auto;
+        };
+        match &workers.value {
+            UnitScalar::Text(text) if text == "auto" => return Workers::Auto,
+            UnitScalar::Int(n) => {
+                if let Some(n) = usize::try_from(*n)
+                    .ok()
+                    .filter(|n| (1..=MAX_WORKERS).contains(n))
+                {
+                    return Workers::Count(n);
+                }
+            }
+            UnitScalar::Text(_) => {}
+        }
+        let found = match &workers.value {
+            UnitScalar::Text(text) => text.clone(),
+            UnitScalar::Int(n) => n.to_string(),
+        };
+        self.error(
+            place(workers),
+            format!("workers: `{found}` is not auto or a number from 1 to {MAX_WORKERS}"),
+        );
+        Workers::Auto
     }
 
     fn log_level(&mut self, raw: Option<&Spanned<String>>) -> String {

@@ -15,7 +15,7 @@ pub(crate) mod testutil {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use crate::config::{Config, Limits, LogTarget};
+    use crate::config::{Config, Limits, LogTarget, Workers};
     use crate::context::{ConnInfo, RequestCtx, RequestId};
 
     pub fn config() -> Config {
@@ -30,6 +30,7 @@ pub(crate) mod testutil {
             error_log: LogTarget::Off,
             log_level: "info".to_owned(),
             shutdown_grace: Duration::from_secs(1),
+            workers: Workers::Auto,
             limits: Limits {
                 max_request_body: 64 << 20,
                 max_header_bytes: 64 << 10,

@@ -34,7 +34,7 @@ pub use tracker::ConnTracker;
 use tracker::{TrackedIo, Verdict};
 
 use crate::access_log::AccessLog;
-use crate::config::{Config, ListenAddr};
+use crate::config::{Config, ListenAddr, Workers};
 use crate::context::ConnInfo;
 use crate::late_file::{self, LateFileIo};
 use crate::service::App;
@@ -455,6 +455,11 @@ pub fn raise_open_file_limit() {
     }
 }
 
+/// The CPUs this process may use (its affinity mask, a container's quota).
+pub fn available_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// The soft limit to set, if higher than `soft`.
 fn raised_soft_limit(soft: u64, hard: u64) -> Option<u64> {
     Some(hard.min(OPEN_FILES_WANTED)).filter(|&wanted| wanted > soft)
@@ -464,23 +469,33 @@ fn raised_soft_limit(soft: u64, hard: u64) -> Option<u64> {
 /// usual `worker_rlimit_nofile`).
 const OPEN_FILES_WANTED: u64 = 65_536;
 
-/// The tokio runtime, sized from the CPUs this process may use (also the
-/// runtime of `bench/tools/hyper_floor.rs`, so that its floor is ours).
+/// The tokio runtime with `workers` event-loop threads (also the runtime of
+/// `bench/tools/hyper_floor.rs`, so that its floor is ours).
 ///
-/// On one CPU (a container's share, or pinned with taskset) it is the
-/// current-thread runtime: its one FIFO queue serves woken connections in
-/// the order they woke. The multi-thread runtime with one worker keeps 256
+/// `auto` leaves a CPU to the programs and backends: on two CPUs, with
+/// php-fpm and the load generator on the same machine, one event loop
+/// served 6-20 % more than two (static 1 KB and 100 KB at 100 and 1,000
+/// connections, php-fpm at 100 and 1,000) with less CPU per request (php:
+/// 39 against 53 us): two loop threads, a CPU-bound load generator and the
+/// backend's workers take turns on two CPUs, and the work-stealing
+/// scheduler's wake-ups across threads cost more than they bring. CGI
+/// programs are spawned off the loop meanwhile (see `cgi::Runtime`).
+///
+/// One thread is the current-thread runtime: its one FIFO queue serves
+/// woken connections in the order they woke. The multi-thread runtime with one worker keeps 256
 /// of them in the worker's queue and the rest in the shared one, and at
 /// 1,000 connections the two groups were served at different rates (p50
 /// 5 ms, p90 15 ms). Measured with the current-thread runtime: a 1 KB file at
 /// 1,000 connections p99 16 -> 10 ms (+3 % req/s), 100 KB p99 48 -> 26 ms
 /// (+12 %), php-fpm at 10 connections +8 %, at 100 -2.5 %.
-pub fn runtime() -> io::Result<tokio::runtime::Runtime> {
-    let one_cpu = std::thread::available_parallelism().map_or(true, |n| n.get() == 1);
-    let mut builder = if one_cpu {
+pub fn runtime(workers: Workers) -> io::Result<tokio::runtime::Runtime> {
+    let threads = workers.threads(available_cpus());
+    let mut builder = if threads == 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {
-        tokio::runtime::Builder::new_multi_thread()
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(threads);
+        builder
     };
     // The blocking pool reads files and checks scripts; past a few dozen
     // threads more of them only add context switches and stacks.
