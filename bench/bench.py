@@ -109,6 +109,16 @@ def record_session(pid):
         f.write(f"{pid}\n")
 
 
+def cpu_count(cpus):
+    """How many CPUs a taskset list such as "0", "0,1" or "0-3" names: nginx
+    gets one worker per server CPU (`auto` as nginx users run it)."""
+    n = 0
+    for part in cpus.split(","):
+        lo, _, hi = part.partition("-")
+        n += int(hi or lo) - int(lo) + 1
+    return n
+
+
 def start(cmd, name, cpus=None, env=None, cwd=None):
     """Start cmd in a new session (pinned to cpus), output to W/logs/NAME.log."""
     if cpus is not None:
@@ -672,7 +682,7 @@ fastcgi_param REDIRECT_STATUS 200;
             f.write(f"""daemon off;
 master_process on;
 user root;
-worker_processes 1;
+worker_processes {cpu_count(CFG["server_cpus"])};
 worker_rlimit_nofile 65536;
 pid {W}/run/nginx.pid;
 error_log {W}/logs/nginx-error.log warn;
@@ -1307,7 +1317,8 @@ def report(data):
           f"{cfg['duration']:g} s per run after {cfg['warmup']:g} s warm-up, median of {cfg['runs']} run(s); "
           f"connections {', '.join(map(str, cfg['connections']))}.",
           f"- CPU split (taskset): servers, php-fpm, flup, fcgiwrap and every CGI child on CPU {cfg['server_cpus']}; "
-          f"wrk, the FastCGI load client and the harness on CPU {cfg['client_cpus']}.",
+          f"wrk, the FastCGI load client and the harness on CPU {cfg['client_cpus']}; "
+          f"nginx with {cpu_count(cfg['server_cpus'])} worker process(es), gatehouse with its default `workers: auto`.",
           f"- Backends shared by every server: php-fpm `pm = static` with {cfg['workers']} workers, one flup process "
           f"(threaded), fcgiwrap with {cfg['workers']} workers (nginx and Caddy CGI); all on Unix sockets.",
           "- Versions: " + "; ".join(f"{data['servers'][s].get('version', s)}" for s in servers)
