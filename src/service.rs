@@ -217,6 +217,9 @@ impl App {
         let compression = &self.config.compression;
         let mut first = Some((route, path));
         for _ in 0..=MAX_LOCAL_REDIRECTS {
+            // `route` asked the file cache already (a static file without
+            // a chunked body, not redirected to).
+            let looked_up = first.is_some() && !chunked;
             let (path, route) = match first.take() {
                 Some((route, Some(path))) => (Cow::Owned(path), route),
                 Some((route, None)) => (Cow::Borrowed(parts.uri.path()), route),
@@ -234,7 +237,8 @@ impl App {
                     if chunked {
                         discard(&mut take_body()).await?;
                     }
-                    Reply::Response(static_files::handle(&parts, &path, ctx, &self.files).await?)
+                    let handler = static_files::handle(&parts, &path, ctx, &self.files, looked_up);
+                    Reply::Response(handler.await?)
                 }
                 Route::Cgi(i) => {
                     // Boxed, as FastCGI below: their state machines are

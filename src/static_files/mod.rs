@@ -172,15 +172,23 @@ pub fn handle_cached(
 }
 
 /// Serve `path` (already normalised by [`crate::paths::normalize`]) from the
-/// configured document root, small files through `files`.
+/// configured document root, small files through `files`. `looked_up`:
+/// [`handle_cached`] already found no entry to use, so the path is looked
+/// up on the blocking pool (and the cache told what was found).
 pub async fn handle(
     parts: &Parts,
     path: &str,
     ctx: &RequestCtx,
     files: &FileCache,
+    looked_up: bool,
 ) -> Result<Response<Body>, Error> {
     let ask = Ask::of(parts, path, ctx)?;
-    let target = match ask.cached(path, files) {
+    let cached = if looked_up {
+        None
+    } else {
+        ask.cached(path, files)
+    };
+    let target = match cached {
         Some(file) => Target::File(file),
         None => {
             let lookup = Lookup {
@@ -194,11 +202,15 @@ pub async fn handle(
             };
             // Boxed: a hit never waits, and should not carry the state of
             // a miss in every request's future.
-            let target = Box::pin(resolve_blocking(lookup)).await?;
-            if let (true, Target::File(file)) = (ask.cacheable, &target) {
+            let target = Box::pin(resolve_blocking(lookup)).await;
+            if ask.cacheable {
+                let file = match &target {
+                    Ok(Target::File(file)) => Some(file),
+                    _ => None,
+                };
                 files.store(ask.root, path, file);
             }
-            target
+            target?
         }
     };
     respond(parts, path, ctx, &ask, target)

@@ -65,7 +65,7 @@ impl Site {
         // A server reads each request after a turn of the reactor, which
         // takes in the file changes reported before it (`watch`).
         tokio::task::yield_now().await;
-        let response = handle(&parts, &path, &self.ctx(), &self.files)
+        let response = handle(&parts, &path, &self.ctx(), &self.files, false)
             .await
             .map_err(|e| e.kind)?;
         let (head, body) = response.into_parts();

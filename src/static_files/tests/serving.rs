@@ -220,7 +220,7 @@ async fn two_gib_file_streams_in_flat_memory() {
     file.set_len(len).unwrap();
     let (parts, ()) = Request::get("/huge.bin").body(()).unwrap().into_parts();
     let ctx = site.ctx();
-    let response = handle(&parts, "/huge.bin", &ctx, &site.files)
+    let response = handle(&parts, "/huge.bin", &ctx, &site.files, false)
         .await
         .unwrap();
     assert_eq!(
@@ -246,7 +246,7 @@ async fn streamed_chunks_are_at_most_64_kib() {
     let site = site();
     write(&site.root.join("mib.bin"), &vec![1u8; 1 << 20]);
     let (parts, ()) = Request::get("/mib.bin").body(()).unwrap().into_parts();
-    let response = handle(&parts, "/mib.bin", &site.ctx(), &site.files)
+    let response = handle(&parts, "/mib.bin", &site.ctx(), &site.files, false)
         .await
         .unwrap();
     let mut body = response.into_body();
